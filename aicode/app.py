@@ -1,0 +1,140 @@
+"""`create_app(settings)`: the one place where the server's parts are built and wired together."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from litestar import Litestar, Request, Response
+from litestar.config.app import AppConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from aicode import __version__
+from aicode.auth.controller import AdminUserController, AuthController, MeController, TokenController
+from aicode.auth.repo import RevokedJwtRepo, TokenRepo, UserRepo
+from aicode.auth.security import build_jwt_auth
+from aicode.auth.service import AuthService
+from aicode.background import BackgroundTasks
+from aicode.containers.engine import DockerEngine
+from aicode.crypto import SecretBox, jwt_signing_key, load_or_create_secret_key
+from aicode.db.connect import database_url
+from aicode.db.migrations import apply_migrations
+from aicode.db.pool import Database
+from aicode.errors import AicodeError
+from aicode.health.controller import HealthController
+from aicode.request_log import RequestLogMiddleware
+from aicode.settings import Settings
+from aicode.workspaces.controller import WorkspaceController
+from aicode.workspaces.repo import WorkspaceRepo
+from aicode.workspaces.service import WorkspaceService
+
+__all__ = ["create_app"]
+
+log = structlog.get_logger(__name__)
+
+MAX_REQUEST_BODY_BYTES = 1024 * 1024
+
+
+def _domain_error(_: Request, exc: AicodeError) -> Response[dict[str, object]]:
+    return Response({"status_code": exc.status_code, "detail": exc.detail}, status_code=exc.status_code)
+
+
+def _unexpected_error(request: Request, exc: Exception) -> Response[dict[str, object]]:
+    if isinstance(exc, HTTPException):
+        body: dict[str, object] = {"status_code": exc.status_code, "detail": exc.detail}
+        if exc.extra:
+            body["extra"] = exc.extra
+        return Response(body, status_code=exc.status_code, headers=exc.headers)
+    # The trace goes to the log; the client gets no internals.
+    log.error("request.unhandled_error", path=request.url.path, exc_info=exc)
+    return Response(
+        {"status_code": 500, "detail": "internal server error (the server log has the details)"},
+        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+def _announce_setup_code(code: str, settings: Settings) -> None:
+    # Printed on the console only (not the structured log): it is a one-time secret.
+    url = f"http://{settings.host}:{settings.port}"
+    print(
+        "\n  aicode has no users yet. Create the first admin with either:\n"
+        "    aicode users create NAME --admin\n"
+        f"  or, once only, with this setup code:\n"
+        f"    curl -X POST {url}/api/auth/setup -H 'Content-Type: application/json' \\\n"
+        f"      -d '{{\"setup_code\": \"{code}\", \"username\": \"admin\", \"password\": \"…\"}}'\n",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def create_app(settings: Settings) -> Litestar:
+    """Build the server: services, their dependencies, and the lifespan that opens and closes them."""
+    secret_key = load_or_create_secret_key(settings.data_dir, settings.secret_key)
+    jwt_key = jwt_signing_key(secret_key)
+    box = SecretBox(secret_key)
+    database = Database(settings.database_url)
+    docker_engine = DockerEngine(settings.docker_url)
+    background = BackgroundTasks()
+
+    auth_service = AuthService(
+        UserRepo(database), TokenRepo(database), RevokedJwtRepo(database),
+        jwt_key=jwt_key, token_ttl_s=settings.token_ttl_s,
+    )
+    workspace_service = WorkspaceService(
+        WorkspaceRepo(database), box, background,
+        mirrors_dir=settings.data_dir / "mirrors", local_repo_roots=settings.local_repo_roots,
+    )
+    jwt_auth = build_jwt_auth(auth_service, jwt_key, settings.token_ttl_s)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            url = await stack.enter_async_context(database_url(settings))
+            await database.open(url)
+            stack.push_async_callback(database.close)
+            async with database.pool.acquire() as conn:
+                await apply_migrations(conn)
+            await docker_engine.open()
+            stack.push_async_callback(docker_engine.close)
+            stack.push_async_callback(background.close)
+            await auth_service.ensure_first_admin(settings.bootstrap_admin)
+            if auth_service.setup_code:
+                _announce_setup_code(auth_service.setup_code, settings)
+            await workspace_service.resume_unfinished_clones()
+            log.info("server.started", version=__version__, embedded_database=settings.database_url is None)
+            yield
+
+    def add_request_log(config: AppConfig) -> AppConfig:
+        # Registered after the auth hook and inserted first, so it wraps authentication too:
+        # refused requests are logged with their request id like any other.
+        config.middleware.insert(0, RequestLogMiddleware())
+        return config
+
+    return Litestar(
+        route_handlers=[
+            HealthController, AuthController, MeController, TokenController, AdminUserController,
+            WorkspaceController,
+        ],
+        lifespan=[lifespan],
+        on_app_init=[jwt_auth.on_app_init, add_request_log],
+        dependencies={
+            "auth_service": Provide(lambda: auth_service, sync_to_thread=False),
+            "workspace_service": Provide(lambda: workspace_service, sync_to_thread=False),
+            "database": Provide(lambda: database, sync_to_thread=False),
+            "docker_engine": Provide(lambda: docker_engine, sync_to_thread=False),
+        },
+        state=State({"auth_service": auth_service, "workspace_service": workspace_service,
+                     "background": background, "settings": settings}),
+        exception_handlers={AicodeError: _domain_error, Exception: _unexpected_error},
+        openapi_config=OpenAPIConfig(title="aicode", version=__version__, path="/schema"),
+        request_max_body_size=MAX_REQUEST_BODY_BYTES,
+        logging_config=None,
+        debug=False,
+    )

@@ -1,0 +1,1 @@
+"""Accounts, passwords, JWTs and personal API tokens."""

@@ -1,0 +1,26 @@
+"""What the auth module knows about a person and about how a request proved who it is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+__all__ = ["ApiTokenAuth", "UserRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: UUID
+    username: str
+    password_hash: str
+    is_admin: bool
+    disabled: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiTokenAuth:
+    """`request.auth` for a request authenticated by a personal API token rather than a JWT."""
+
+    token_id: UUID

@@ -1,0 +1,93 @@
+"""Request and response shapes of the auth endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+
+__all__ = [
+    "ApiToken",
+    "ApiTokenCreate",
+    "ApiTokenCreated",
+    "LoginRequest",
+    "LoginResponse",
+    "SetupRequest",
+    "User",
+    "UserCreate",
+    "UserUpdate",
+]
+
+USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+Username = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=USERNAME_PATTERN,
+        description="1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+    ),
+]
+Password = Annotated[str, msgspec.Meta(min_length=8, max_length=1024, description="at least 8 characters")]
+TokenName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+
+
+class LoginResponse(msgspec.Struct):
+    access_token: str
+    expires_at: datetime
+    token_type: str = "bearer"
+
+
+class SetupRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Creates the first admin with the one-time code the server printed at start-up."""
+
+    setup_code: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    username: Username
+    password: Password
+
+
+class User(msgspec.Struct):
+    id: UUID
+    username: str
+    admin: bool
+    disabled: bool
+    created_at: datetime
+
+
+class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
+    username: Username
+    password: Password
+    admin: bool = False
+
+
+class UserUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    disabled: bool | None = None
+    password: Password | None = None
+    admin: bool | None = None
+
+
+class ApiTokenCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: TokenName
+
+
+class ApiTokenCreated(msgspec.Struct):
+    """The only answer that ever carries the token itself."""
+
+    id: UUID
+    name: str
+    token: str
+    prefix: str
+    created_at: datetime
+
+
+class ApiToken(msgspec.Struct):
+    id: UUID
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None

@@ -1,0 +1,1 @@
+"""The aiodocker adapter: the Docker engine the server runs task containers on."""

@@ -1,0 +1,51 @@
+"""Gives every request an id (on each of its log lines and in `X-Request-ID`) and logs its outcome."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from litestar.datastructures import MutableScopeHeaders
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["RequestLogMiddleware"]
+
+log = structlog.get_logger("aicode.request")
+
+# A client-supplied id is kept only when it looks like an id (it ends up in every log line).
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_QUIET_PATHS = ("/healthz", "/readyz")
+
+
+class RequestLogMiddleware(ASGIMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await next_app(scope, receive, send)
+            return
+        supplied = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = supplied if _CLIENT_ID.match(supplied) else uuid.uuid4().hex
+        started = time.perf_counter()
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableScopeHeaders.from_message(message)["X-Request-ID"] = request_id
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                await next_app(scope, receive, send_with_id)
+            finally:
+                if scope["path"] not in _QUIET_PATHS or status >= 400:
+                    log.info(
+                        "request",
+                        method=scope.get("method", "WS"),
+                        path=scope["path"],
+                        status=status,
+                        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                    )

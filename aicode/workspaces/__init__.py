@@ -1,0 +1,1 @@
+"""Workspaces: a git repository plus the container settings its tasks run with."""

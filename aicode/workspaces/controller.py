@@ -1,0 +1,89 @@
+"""HTTP endpoints for workspaces."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from aicode.auth.models import UserRecord
+from aicode.workspaces.models import WorkspaceRecord
+from aicode.workspaces.schemas import Limits, Workspace, WorkspaceCreate, WorkspaceUpdate
+from aicode.workspaces.service import WorkspaceService
+
+__all__ = ["WorkspaceController", "workspace_out"]
+
+
+def workspace_out(ws: WorkspaceRecord) -> Workspace:
+    return Workspace(
+        id=ws.id,
+        name=ws.name,
+        owner_id=ws.owner_id,
+        repo_url=ws.repo_url,
+        has_repo_token=ws.repo_token_enc is not None,
+        default_branch=ws.default_branch,
+        image=ws.image,
+        limits=msgspec.convert(ws.limits, Limits),
+        network=ws.network,
+        status=ws.status,
+        error=ws.error,
+        last_synced_at=ws.last_synced_at,
+        created_at=ws.created_at,
+        updated_at=ws.updated_at,
+    )
+
+
+def _fields(data: msgspec.Struct) -> dict[str, Any]:
+    return msgspec.to_builtins(data)
+
+
+class WorkspaceController(Controller):
+    path = "/api/workspaces"
+    tags = ["workspaces"]
+
+    @post("/", status_code=HTTP_201_CREATED)
+    async def create(
+        self, data: WorkspaceCreate, request: Request[UserRecord, Any, Any], workspace_service: WorkspaceService
+    ) -> Workspace:
+        """Register a repository; it answers at once with status `cloning`, then becomes `ready` or `error`."""
+        return workspace_out(await workspace_service.create(request.user, _fields(data)))
+
+    @get("/")
+    async def list_workspaces(
+        self, request: Request[UserRecord, Any, Any], workspace_service: WorkspaceService
+    ) -> list[Workspace]:
+        """Your workspaces (an admin sees everyone's)."""
+        return [workspace_out(ws) for ws in await workspace_service.list(request.user)]
+
+    @get("/{workspace_id:uuid}")
+    async def get_workspace(
+        self, workspace_id: UUID, request: Request[UserRecord, Any, Any], workspace_service: WorkspaceService
+    ) -> Workspace:
+        return workspace_out(await workspace_service.get(request.user, workspace_id))
+
+    @patch("/{workspace_id:uuid}")
+    async def update(
+        self,
+        workspace_id: UUID,
+        data: WorkspaceUpdate,
+        request: Request[UserRecord, Any, Any],
+        workspace_service: WorkspaceService,
+    ) -> Workspace:
+        return workspace_out(await workspace_service.update(request.user, workspace_id, _fields(data)))
+
+    @delete("/{workspace_id:uuid}", status_code=HTTP_204_NO_CONTENT)
+    async def remove(
+        self, workspace_id: UUID, request: Request[UserRecord, Any, Any], workspace_service: WorkspaceService
+    ) -> None:
+        """Delete the workspace and its mirror (the remote repository is untouched)."""
+        await workspace_service.delete(request.user, workspace_id)
+
+    @post("/{workspace_id:uuid}/sync", status_code=200)
+    async def sync(
+        self, workspace_id: UUID, request: Request[UserRecord, Any, Any], workspace_service: WorkspaceService
+    ) -> Workspace:
+        """Fetch from the remote now (or retry a failed clone); answers with the outcome."""
+        return workspace_out(await workspace_service.sync(request.user, workspace_id))

@@ -1,0 +1,115 @@
+"""SQL for workspaces."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from aicode.db.errors import is_unique_violation
+from aicode.db.pool import Database
+from aicode.errors import ConflictError
+from aicode.workspaces.models import WorkspaceRecord
+
+__all__ = ["WorkspaceRepo"]
+
+_COLUMNS = (
+    "id, owner_id, name, repo_url, repo_token_enc, default_branch, image, limits, network, status, error,"
+    " last_synced_at, created_at, updated_at"
+)
+# Columns PATCH may change, each set only when its parameter is not NULL.
+_UPDATABLE = ("name", "repo_token_enc", "default_branch", "image", "limits", "network")
+
+
+def _record(row: asyncpg.Record | None) -> WorkspaceRecord | None:
+    return None if row is None else WorkspaceRecord(**dict(row))
+
+
+def _duplicate_name(exc: asyncpg.UniqueViolationError, name: str | None) -> Exception:
+    if is_unique_violation(exc, "workspaces_owner_name_key"):
+        return ConflictError(f"you already have a workspace named {name!r}")
+    return exc
+
+
+class WorkspaceRepo:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def insert(
+        self,
+        *,
+        owner_id: UUID,
+        name: str,
+        repo_url: str,
+        repo_token_enc: bytes | None,
+        default_branch: str | None,
+        image: str | None,
+        limits: dict[str, Any],
+        network: str,
+    ) -> WorkspaceRecord:
+        try:
+            row = await self._db.pool.fetchrow(
+                f"""INSERT INTO workspaces
+                        (owner_id, name, repo_url, repo_token_enc, default_branch, image, limits, network)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_COLUMNS}""",
+                owner_id, name, repo_url, repo_token_enc, default_branch, image, limits, network,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise _duplicate_name(exc, name) from None
+        assert row is not None
+        return WorkspaceRecord(**dict(row))
+
+    async def get(self, workspace_id: UUID) -> WorkspaceRecord | None:
+        return _record(await self._db.pool.fetchrow(f"SELECT {_COLUMNS} FROM workspaces WHERE id = $1", workspace_id))
+
+    async def list(self, owner_id: UUID | None) -> list[WorkspaceRecord]:
+        """Workspaces of `owner_id`, or of everyone when it is None."""
+        rows = await self._db.pool.fetch(
+            f"SELECT {_COLUMNS} FROM workspaces WHERE $1::uuid IS NULL OR owner_id = $1 ORDER BY lower(name), id",
+            owner_id,
+        )
+        return [WorkspaceRecord(**dict(row)) for row in rows]
+
+    async def list_by_status(self, status: str) -> list[WorkspaceRecord]:
+        rows = await self._db.pool.fetch(f"SELECT {_COLUMNS} FROM workspaces WHERE status = $1", status)
+        return [WorkspaceRecord(**dict(row)) for row in rows]
+
+    async def update(self, workspace_id: UUID, changes: dict[str, Any]) -> WorkspaceRecord | None:
+        unknown = set(changes) - set(_UPDATABLE)
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        values = [changes.get(column) for column in _UPDATABLE]
+        assignments = ", ".join(f"{col} = coalesce(${i}, {col})" for i, col in enumerate(_UPDATABLE, start=2))
+        try:
+            row = await self._db.pool.fetchrow(
+                f"UPDATE workspaces SET {assignments}, updated_at = now() WHERE id = $1 RETURNING {_COLUMNS}",
+                workspace_id, *values,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise _duplicate_name(exc, changes.get("name")) from None
+        return _record(row)
+
+    async def set_status(
+        self,
+        workspace_id: UUID,
+        status: str,
+        *,
+        error: str | None = None,
+        default_branch: str | None = None,
+        synced: bool = False,
+    ) -> WorkspaceRecord | None:
+        """Record a clone/fetch outcome; a detected default branch only fills an unset one."""
+        row = await self._db.pool.fetchrow(
+            f"""UPDATE workspaces SET status = $2, error = $3,
+                    default_branch = coalesce(default_branch, $4),
+                    last_synced_at = CASE WHEN $5 THEN now() ELSE last_synced_at END,
+                    updated_at = now()
+                WHERE id = $1 RETURNING {_COLUMNS}""",
+            workspace_id, status, error, default_branch, synced,
+        )
+        return _record(row)
+
+    async def delete(self, workspace_id: UUID) -> bool:
+        status = await self._db.pool.execute("DELETE FROM workspaces WHERE id = $1", workspace_id)
+        return status.endswith(" 1")

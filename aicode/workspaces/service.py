@@ -1,0 +1,162 @@
+"""Registering repositories as workspaces and keeping their mirrors in step with the remote."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import structlog
+
+from aicode.auth.models import UserRecord
+from aicode.background import BackgroundTasks
+from aicode.crypto import SecretBox
+from aicode.errors import ConflictError, ForbiddenError, NotFoundError
+from aicode.git.mirror import MirrorError, MirrorState, clone_mirror, fetch_mirror, remove_mirror
+from aicode.workspaces.models import WorkspaceRecord, WorkspaceStatus
+from aicode.workspaces.repo import WorkspaceRepo
+from aicode.workspaces.sources import RepoSource, parse_repo_source
+
+__all__ = ["WorkspaceService"]
+
+log = structlog.get_logger(__name__)
+
+
+class WorkspaceService:
+    def __init__(
+        self,
+        repo: WorkspaceRepo,
+        box: SecretBox,
+        background: BackgroundTasks,
+        *,
+        mirrors_dir: Path,
+        local_repo_roots: tuple[Path, ...],
+    ) -> None:
+        self._repo = repo
+        self._box = box
+        self._background = background
+        self._mirrors_dir = mirrors_dir
+        self._roots = local_repo_roots
+        # One clone or fetch at a time per workspace (within this process).
+        self._locks: dict[UUID, asyncio.Lock] = {}
+
+    def mirror_path(self, workspace_id: UUID) -> Path:
+        return self._mirrors_dir / f"{workspace_id}.git"
+
+    def credential(self, workspace: WorkspaceRecord) -> tuple[str, str] | None:
+        if workspace.repo_token_enc is None:
+            return None
+        user, _, token = self._box.open(workspace.repo_token_enc).partition(":")
+        return user, token
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def get(self, actor: UserRecord, workspace_id: UUID) -> WorkspaceRecord:
+        """The workspace if `actor` may see it; otherwise 404, so ids of others' workspaces leak nothing."""
+        workspace = await self._repo.get(workspace_id)
+        if workspace is None or not (actor.is_admin or workspace.owner_id == actor.id):
+            raise NotFoundError(f"no workspace with id {workspace_id}")
+        return workspace
+
+    async def list(self, actor: UserRecord) -> list[WorkspaceRecord]:
+        return await self._repo.list(None if actor.is_admin else actor.id)
+
+    # -- changing ------------------------------------------------------------------------------
+
+    async def create(self, actor: UserRecord, fields: dict[str, Any]) -> WorkspaceRecord:
+        """Store the workspace as `cloning` and start the mirror clone in the background."""
+        source = parse_repo_source(fields["repo_url"], fields.get("repo_token"), self._roots)
+        network = fields.get("network") or "none"
+        self._check_network(actor, network)
+        workspace = await self._repo.insert(
+            owner_id=actor.id,
+            name=fields["name"],
+            repo_url=source.url,
+            repo_token_enc=self._seal(source),
+            default_branch=fields.get("default_branch"),
+            image=fields.get("image"),
+            limits=fields.get("limits") or {},
+            network=network,
+        )
+        log.info("workspace.created", workspace_id=str(workspace.id), name=workspace.name, repo=source.url)
+        self._start_clone(workspace)
+        return workspace
+
+    async def update(self, actor: UserRecord, workspace_id: UUID, fields: dict[str, Any]) -> WorkspaceRecord:
+        workspace = await self.get(actor, workspace_id)
+        changes = {k: v for k, v in fields.items() if v is not None and k != "repo_token"}
+        if "network" in changes:
+            self._check_network(actor, changes["network"])
+        if fields.get("repo_token") is not None:
+            if not workspace.repo_url.startswith("https://"):
+                raise ConflictError("repo_token only applies to https repositories")
+            current = self.credential(workspace)
+            user = current[0] if current else "x-access-token"
+            changes["repo_token_enc"] = self._box.seal(f"{user}:{fields['repo_token']}")
+        updated = await self._repo.update(workspace.id, changes)
+        if updated is None:
+            raise NotFoundError(f"no workspace with id {workspace_id}")
+        log.info("workspace.updated", workspace_id=str(workspace.id), fields=sorted(changes))
+        return updated
+
+    async def delete(self, actor: UserRecord, workspace_id: UUID) -> None:
+        workspace = await self.get(actor, workspace_id)
+        async with self._lock(workspace.id):
+            await self._repo.delete(workspace.id)
+            await asyncio.to_thread(remove_mirror, self.mirror_path(workspace.id))
+        log.info("workspace.deleted", workspace_id=str(workspace.id), name=workspace.name)
+
+    async def sync(self, actor: UserRecord, workspace_id: UUID) -> WorkspaceRecord:
+        """Fetch from the remote now (or retry a failed clone) and answer with the outcome."""
+        workspace = await self.get(actor, workspace_id)
+        if workspace.status == WorkspaceStatus.CLONING:
+            raise ConflictError("the workspace is still cloning; try again when its status is ready")
+        return await self._mirror(workspace)
+
+    async def resume_unfinished_clones(self) -> None:
+        """Clones cut short by a stop or crash start again (called at start-up)."""
+        for workspace in await self._repo.list_by_status(WorkspaceStatus.CLONING):
+            self._start_clone(workspace)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _check_network(self, actor: UserRecord, network: str) -> None:
+        if network == "host" and not actor.is_admin:
+            raise ForbiddenError("only an admin can give a workspace host networking")
+
+    def _seal(self, source: RepoSource) -> bytes | None:
+        return self._box.seal(":".join(source.credential)) if source.credential else None
+
+    def _lock(self, workspace_id: UUID) -> asyncio.Lock:
+        return self._locks.setdefault(workspace_id, asyncio.Lock())
+
+    def _start_clone(self, workspace: WorkspaceRecord) -> None:
+        self._background.spawn(self._clone_in_background(workspace), name=f"clone-{workspace.id}")
+
+    async def _clone_in_background(self, workspace: WorkspaceRecord) -> None:
+        with contextlib.suppress(NotFoundError):  # deleted before the clone finished: nothing to report
+            await self._mirror(workspace)
+
+    async def _mirror(self, workspace: WorkspaceRecord) -> WorkspaceRecord:
+        """Clone or fetch, then record `ready` or `error` with a message a person can act on."""
+        path = self.mirror_path(workspace.id)
+        async with self._lock(workspace.id):
+            try:
+                state: MirrorState = await asyncio.to_thread(
+                    fetch_mirror if path.exists() else clone_mirror, workspace.repo_url, path, self.credential(workspace)
+                )
+            except MirrorError as exc:
+                log.warning("workspace.mirror_failed", workspace_id=str(workspace.id), error=str(exc))
+                updated = await self._repo.set_status(workspace.id, WorkspaceStatus.ERROR, error=str(exc))
+            else:
+                updated = await self._repo.set_status(
+                    workspace.id, WorkspaceStatus.READY, default_branch=state.default_branch, synced=True
+                )
+                log.info("workspace.mirrored", workspace_id=str(workspace.id), branches=len(state.branches))
+            if updated is None:
+                # Deleted while cloning: drop what the clone wrote.
+                await asyncio.to_thread(remove_mirror, path)
+                raise NotFoundError(f"no workspace with id {workspace.id}")
+            return updated
