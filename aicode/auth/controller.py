@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.security.jwt import Token
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
@@ -37,18 +39,18 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/login", exclude_from_auth=True, status_code=200)
-    async def login(self, data: LoginRequest, auth_service: AuthService) -> LoginResponse:
+    async def login(self, data: JSONBody[LoginRequest], auth_service: NamedDependency[AuthService]) -> LoginResponse:
         """Exchange a username and password for a signed JWT."""
         token, expires_at = await auth_service.login(data.username, data.password)
         return LoginResponse(access_token=token, expires_at=expires_at)
 
     @post("/setup", exclude_from_auth=True, status_code=HTTP_201_CREATED)
-    async def setup(self, data: SetupRequest, auth_service: AuthService) -> User:
+    async def setup(self, data: JSONBody[SetupRequest], auth_service: NamedDependency[AuthService]) -> User:
         """Create the first admin with the one-time code printed at start-up (only while there are no users)."""
         return user_out(await auth_service.create_first_admin(data.setup_code, data.username, data.password))
 
     @post("/logout", status_code=HTTP_204_NO_CONTENT)
-    async def logout(self, request: Request[UserRecord, Any, Any], auth_service: AuthService) -> None:
+    async def logout(self, request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService]) -> None:
         """End the credential this request used: the JWT is revoked, or the API token is."""
         if isinstance(request.auth, Token):
             await auth_service.revoke_jwt(request.auth)
@@ -72,19 +74,19 @@ class TokenController(Controller):
 
     @post("/", status_code=HTTP_201_CREATED)
     async def create(
-        self, data: ApiTokenCreate, request: Request[UserRecord, Any, Any], auth_service: AuthService
+        self, data: JSONBody[ApiTokenCreate], request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService]
     ) -> ApiTokenCreated:
         """Create a personal API token. The token is in this answer only; store it now."""
         token, row = await auth_service.create_api_token(request.user, data.name)
         return ApiTokenCreated(token=token, **row)
 
     @get("/")
-    async def list_tokens(self, request: Request[UserRecord, Any, Any], auth_service: AuthService) -> list[ApiToken]:
+    async def list_tokens(self, request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService]) -> list[ApiToken]:
         """Your live API tokens (never the tokens themselves)."""
         return [ApiToken(**row) for row in await auth_service.list_api_tokens(request.user)]
 
     @delete("/{token_id:uuid}", status_code=HTTP_204_NO_CONTENT)
-    async def revoke(self, token_id: UUID, request: Request[UserRecord, Any, Any], auth_service: AuthService) -> None:
+    async def revoke(self, token_id: FromPath[UUID], request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService]) -> None:
         """Revoke one of your API tokens; it stops working at once."""
         await auth_service.revoke_api_token(request.user, token_id)
 
@@ -95,16 +97,16 @@ class AdminUserController(Controller):
     guards = [requires_admin]
 
     @post("/", status_code=HTTP_201_CREATED)
-    async def create(self, data: UserCreate, auth_service: AuthService) -> User:
+    async def create(self, data: JSONBody[UserCreate], auth_service: NamedDependency[AuthService]) -> User:
         return user_out(await auth_service.create_user(data.username, data.password, admin=data.admin))
 
     @get("/")
-    async def list_users(self, auth_service: AuthService) -> list[User]:
+    async def list_users(self, auth_service: NamedDependency[AuthService]) -> list[User]:
         return [user_out(user) for user in await auth_service.list_users()]
 
     @patch("/{user_id:uuid}")
     async def update(
-        self, user_id: UUID, data: UserUpdate, request: Request[UserRecord, Any, Any], auth_service: AuthService
+        self, user_id: FromPath[UUID], data: JSONBody[UserUpdate], request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService]
     ) -> User:
         """Disable or enable a user, reset their password, or change their role."""
         user = await auth_service.update_user(

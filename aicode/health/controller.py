@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from litestar.di import NamedDependency
 from litestar import Controller, Response, get
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
@@ -23,7 +24,7 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/readyz", exclude_from_auth=True)
-    async def readyz(self, database: Database, docker_engine: DockerEngine) -> Response[dict[str, Any]]:
+    async def readyz(self, database: NamedDependency[Database], docker_engine: NamedDependency[DockerEngine]) -> Response[dict[str, Any]]:
         """The database and the Docker engine are reachable; a 503 names the one that is not."""
         checks: dict[str, str] = {}
         problems: list[str] = []

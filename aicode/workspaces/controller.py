@@ -6,6 +6,8 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -46,44 +48,44 @@ class WorkspaceController(Controller):
 
     @post("/", status_code=HTTP_201_CREATED)
     async def create(
-        self, data: WorkspaceCreate, request: Request[UserRecord, Any, Any], workspace_service: WorkspaceService
+        self, data: JSONBody[WorkspaceCreate], request: Request[UserRecord, Any, Any], workspace_service: NamedDependency[WorkspaceService]
     ) -> Workspace:
         """Register a repository; it answers at once with status `cloning`, then becomes `ready` or `error`."""
         return workspace_out(await workspace_service.create(request.user, _fields(data)))
 
     @get("/")
     async def list_workspaces(
-        self, request: Request[UserRecord, Any, Any], workspace_service: WorkspaceService
+        self, request: Request[UserRecord, Any, Any], workspace_service: NamedDependency[WorkspaceService]
     ) -> list[Workspace]:
         """Your workspaces (an admin sees everyone's)."""
         return [workspace_out(ws) for ws in await workspace_service.list(request.user)]
 
     @get("/{workspace_id:uuid}")
     async def get_workspace(
-        self, workspace_id: UUID, request: Request[UserRecord, Any, Any], workspace_service: WorkspaceService
+        self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any], workspace_service: NamedDependency[WorkspaceService]
     ) -> Workspace:
         return workspace_out(await workspace_service.get(request.user, workspace_id))
 
     @patch("/{workspace_id:uuid}")
     async def update(
         self,
-        workspace_id: UUID,
-        data: WorkspaceUpdate,
+        workspace_id: FromPath[UUID],
+        data: JSONBody[WorkspaceUpdate],
         request: Request[UserRecord, Any, Any],
-        workspace_service: WorkspaceService,
+        workspace_service: NamedDependency[WorkspaceService],
     ) -> Workspace:
         return workspace_out(await workspace_service.update(request.user, workspace_id, _fields(data)))
 
     @delete("/{workspace_id:uuid}", status_code=HTTP_204_NO_CONTENT)
     async def remove(
-        self, workspace_id: UUID, request: Request[UserRecord, Any, Any], workspace_service: WorkspaceService
+        self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any], workspace_service: NamedDependency[WorkspaceService]
     ) -> None:
         """Delete the workspace and its mirror (the remote repository is untouched)."""
         await workspace_service.delete(request.user, workspace_id)
 
     @post("/{workspace_id:uuid}/sync", status_code=200)
     async def sync(
-        self, workspace_id: UUID, request: Request[UserRecord, Any, Any], workspace_service: WorkspaceService
+        self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any], workspace_service: NamedDependency[WorkspaceService]
     ) -> Workspace:
         """Fetch from the remote now (or retry a failed clone); answers with the outcome."""
         return workspace_out(await workspace_service.sync(request.user, workspace_id))

@@ -1,0 +1,163 @@
+"""Shared fixtures: a real PostgreSQL database per test (copied from a migrated template),
+a running app per test, and git repositories to register as workspaces."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from aicode.app import create_app
+from aicode.db.migrations import apply_migrations
+from aicode.logging import configure_logging
+from aicode.settings import Settings
+
+ADMIN = ("admin", "admin-password")
+ADMIN_URL = os.environ.get("AICODE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+_RUN = uuid.uuid4().hex[:8]
+
+
+def database_url_for(name: str) -> str:
+    parts = urlsplit(ADMIN_URL)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+async def _admin_connection() -> asyncpg.Connection:
+    return await asyncpg.connect(ADMIN_URL)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _logging() -> None:
+    configure_logging("json", "info")
+
+
+@pytest.fixture(scope="session")
+async def template_database() -> AsyncIterator[str]:
+    """A database with every migration applied, copied for each test."""
+    name = f"aicode_test_tpl_{_RUN}"
+    admin = await _admin_connection()
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        conn = await asyncpg.connect(database_url_for(name))
+        try:
+            await apply_migrations(conn)
+        finally:
+            await conn.close()
+        yield name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def database_url(template_database: str) -> AsyncIterator[str]:
+    name = f"aicode_test_{_RUN}_{uuid.uuid4().hex[:10]}"
+    admin = await _admin_connection()
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        yield database_url_for(name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+def repos_root(tmp_path: Path) -> Path:
+    root = tmp_path / "repos"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, repos_root: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        secret_key="test-secret-key-0123456789",
+        local_repo_roots=(repos_root,),
+        bootstrap_admin=ADMIN,
+        docker_url=os.environ.get("AICODE_TEST_DOCKER_URL"),
+    )
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
+    app = create_app(settings)
+    async with AsyncTestClient(app=app) as test_client:
+        yield test_client
+        await app.state.background.join()
+
+
+async def login(client: AsyncTestClient, username: str, password: str) -> dict[str, str]:
+    """Authorization headers for a fresh JWT of `username`."""
+    response = await client.post("/api/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+@pytest.fixture
+async def admin_headers(client: AsyncTestClient) -> dict[str, str]:
+    return await login(client, *ADMIN)
+
+
+async def make_user(client: AsyncTestClient, admin_headers: dict[str, str], name: str) -> dict[str, str]:
+    """Create a member account and return its authorization headers."""
+    password = f"{name}-password"
+    response = await client.post(
+        "/api/admin/users", json={"username": name, "password": password}, headers=admin_headers
+    )
+    assert response.status_code == 201, response.text
+    return await login(client, name, password)
+
+
+@pytest.fixture
+async def alice(client: AsyncTestClient, admin_headers: dict[str, str]) -> dict[str, str]:
+    return await make_user(client, admin_headers, "alice")
+
+
+@pytest.fixture
+async def bob(client: AsyncTestClient, admin_headers: dict[str, str]) -> dict[str, str]:
+    return await make_user(client, admin_headers, "bob")
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
+           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com"}
+    result = subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True)
+    return result.stdout.strip()
+
+
+@pytest.fixture
+def source_repo(repos_root: Path) -> Iterator[Path]:
+    """A git repository under an allowed root: branch `trunk` (default) and `feature`."""
+    path = repos_root / "project"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "trunk")
+    (path / "README.md").write_text("# project\n")
+    (path / "app.py").write_text("print('hello')\n")
+    git(path, "add", ".")
+    git(path, "commit", "-q", "-m", "initial commit")
+    git(path, "branch", "feature")
+    yield path
+
+
+async def wait_for_status(
+    client: AsyncTestClient, headers: dict[str, str], workspace_id: str, timeout: float = 20
+) -> dict:
+    """Poll the workspace until it leaves `cloning`."""
+    async with asyncio.timeout(timeout):
+        while True:
+            response = await client.get(f"/api/workspaces/{workspace_id}", headers=headers)
+            assert response.status_code == 200, response.text
+            body = response.json()
+            if body["status"] != "cloning":
+                return body
+            await asyncio.sleep(0.05)
