@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import sys
+import sysconfig
 from pathlib import Path
 
 __all__ = ["resource_dir"]
 
 
 def resource_dir(name: str) -> Path:
-    """`<checkout>/<name>` when running from source, else `<prefix>/share/aicode/<name>` from the wheel."""
+    """`<checkout>/<name>` when running from source, else `<data>/share/aicode/<name>` from the wheel."""
     in_checkout = Path(__file__).resolve().parent.parent / name
     if in_checkout.is_dir():
         return in_checkout
-    return Path(sys.prefix) / "share" / "aicode" / name
+    # The scheme's data path, not sys.prefix: Debian's Python installs into /usr/local with prefix /usr.
+    return Path(sysconfig.get_path("data")) / "share" / "aicode" / name
