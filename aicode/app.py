@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
+import socket
 import sys
+from pathlib import Path
+from typing import Any
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
 from litestar import Litestar, Request, Response
+from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.memory import MemoryChannelsBackend
+from litestar.channels.backends.redis import RedisChannelsPubSubBackend
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
@@ -23,6 +31,10 @@ from aicode.auth.security import build_jwt_auth
 from aicode.auth.service import AuthService
 from aicode.background import BackgroundTasks
 from aicode.containers.engine import DockerEngine
+from aicode.containers.runtime import ContainerRuntime
+from aicode.credentials.controller import CredentialController
+from aicode.credentials.repo import CredentialRepo
+from aicode.credentials.service import CredentialService
 from aicode.crypto import SecretBox, jwt_signing_key, load_or_create_secret_key
 from aicode.db.connect import database_url
 from aicode.db.migrations import apply_migrations
@@ -31,6 +43,12 @@ from aicode.errors import AicodeError
 from aicode.health.controller import HealthController
 from aicode.request_log import RequestLogMiddleware
 from aicode.settings import Settings
+from aicode.streaming.bus import TaskEventBus
+from aicode.tasks.controller import TaskController, TaskStreamController
+from aicode.tasks.repo import TaskEventRepo, TaskRepo
+from aicode.tasks.runner import RunnerConfig, TaskRunner
+from aicode.tasks.service import TaskService
+from aicode.tasks.supervisor import TaskSupervisor
 from aicode.workspaces.controller import WorkspaceController
 from aicode.workspaces.repo import WorkspaceRepo
 from aicode.workspaces.service import WorkspaceService
@@ -46,9 +64,20 @@ def _domain_error(_: Request, exc: AicodeError) -> Response[dict[str, object]]:
     return Response({"status_code": exc.status_code, "detail": exc.detail}, status_code=exc.status_code)
 
 
+def _detail(exc: HTTPException) -> str:
+    """The message, with what each failed validation said, so `detail` alone tells what was wrong."""
+    if not isinstance(exc, ValidationException) or not isinstance(exc.extra, list):
+        return exc.detail
+    problems = [
+        f"{item.get('key') or 'body'}: {item.get('message')}" if isinstance(item, dict) else str(item)
+        for item in exc.extra
+    ]
+    return f"{exc.detail}: {'; '.join(problems)}" if problems else exc.detail
+
+
 def _unexpected_error(request: Request, exc: Exception) -> Response[dict[str, object]]:
     if isinstance(exc, HTTPException):
-        body: dict[str, object] = {"status_code": exc.status_code, "detail": exc.detail}
+        body: dict[str, object] = {"status_code": exc.status_code, "detail": _detail(exc)}
         if exc.extra:
             body["extra"] = exc.extra
         return Response(body, status_code=exc.status_code, headers=exc.headers)
@@ -74,6 +103,25 @@ def _announce_setup_code(code: str, settings: Settings) -> None:
     )
 
 
+def build_channels(redis_url: str | None) -> ChannelsPlugin:
+    """In-process fan-out, or Redis pub/sub when several server processes share the work."""
+    if redis_url:
+        from redis.asyncio import Redis
+
+        backend: Any = RedisChannelsPubSubBackend(redis=Redis.from_url(redis_url))
+    else:
+        backend = MemoryChannelsBackend()
+    # A slow reader's backlog drops its oldest events instead of slowing the writer; the reader
+    # notices the jump in seq and reads what it missed from the database.
+    return ChannelsPlugin(backend=backend, arbitrary_channels_allowed=True, subscriber_max_backlog=2000,
+                          subscriber_backlog_strategy="dropleft")
+
+
+def server_identity(data_dir: Path) -> str:
+    """A stable id for this server (host + data dir), used to label and later find its containers."""
+    return hashlib.sha256(f"{socket.gethostname()}:{data_dir}".encode()).hexdigest()[:16]
+
+
 def create_app(settings: Settings) -> Litestar:
     """Build the server: services, their dependencies, and the lifespan that opens and closes them."""
     secret_key = load_or_create_secret_key(settings.data_dir, settings.secret_key)
@@ -92,6 +140,30 @@ def create_app(settings: Settings) -> Litestar:
         mirrors_dir=settings.data_dir / "mirrors", local_repo_roots=settings.local_repo_roots,
     )
     jwt_auth = build_jwt_auth(auth_service, jwt_key, settings.token_ttl_s)
+    credential_service = CredentialService(CredentialRepo(database), box)
+
+    channels = build_channels(settings.redis_url)
+    task_repo = TaskRepo(database)
+    bus = TaskEventBus(database, TaskEventRepo(database), channels)
+    runtime = ContainerRuntime(docker_engine)
+    server_id = server_identity(settings.data_dir)
+    runner = TaskRunner(
+        RunnerConfig(
+            data_dir=settings.data_dir, server_id=server_id, default_image=settings.workspace_image,
+            default_network=settings.workspace_network,
+            agent_env={name: os.environ[name] for name in settings.agent_env if name in os.environ},
+            # A root server hands checkouts to the image's agent user; any other runs the agent as
+            # itself, so both sides can write the checkout without changing owners.
+            agent_uid=1000 if os.getuid() == 0 else os.getuid(),
+            agent_gid=1000 if os.getuid() == 0 else os.getgid(),
+        ),
+        task_repo, WorkspaceRepo(database), bus, runtime, credential_service, UserRepo(database),
+        workspace_service.mirror_path,
+    )
+    supervisor = TaskSupervisor(runner, task_repo, bus, runtime, background,
+                                max_concurrent=settings.max_concurrent_tasks, server_id=server_id)
+    task_service = TaskService(task_repo, bus, workspace_service, supervisor, runner,
+                               default_timeout_s=settings.task_timeout_s)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -104,10 +176,15 @@ def create_app(settings: Settings) -> Litestar:
             await docker_engine.open()
             stack.push_async_callback(docker_engine.close)
             stack.push_async_callback(background.close)
+            # Entered here rather than registered as a plugin: the channels must be up before the
+            # supervisor publishes its first event and stay up until it has published its last.
+            await stack.enter_async_context(channels)
             await auth_service.ensure_first_admin(settings.bootstrap_admin)
             if auth_service.setup_code:
                 _announce_setup_code(auth_service.setup_code, settings)
             await workspace_service.resume_unfinished_clones()
+            await supervisor.start()
+            stack.push_async_callback(supervisor.stop)
             log.info("server.started", version=__version__, embedded_database=settings.database_url is None)
             yield
 
@@ -120,7 +197,7 @@ def create_app(settings: Settings) -> Litestar:
     return Litestar(
         route_handlers=[
             HealthController, AuthController, MeController, TokenController, AdminUserController,
-            WorkspaceController,
+            WorkspaceController, CredentialController, TaskController, TaskStreamController,
         ],
         lifespan=[lifespan],
         on_app_init=[jwt_auth.on_app_init, add_request_log],
@@ -129,9 +206,12 @@ def create_app(settings: Settings) -> Litestar:
             "workspace_service": Provide(lambda: workspace_service, sync_to_thread=False),
             "database": Provide(lambda: database, sync_to_thread=False),
             "docker_engine": Provide(lambda: docker_engine, sync_to_thread=False),
+            "credential_service": Provide(lambda: credential_service, sync_to_thread=False),
+            "task_service": Provide(lambda: task_service, sync_to_thread=False),
         },
         state=State({"auth_service": auth_service, "workspace_service": workspace_service,
-                     "background": background, "settings": settings}),
+                     "background": background, "settings": settings, "supervisor": supervisor,
+                     "task_service": task_service}),
         exception_handlers={AicodeError: _domain_error, Exception: _unexpected_error},
         openapi_config=OpenAPIConfig(title="aicode", version=__version__, path="/schema"),
         request_max_body_size=MAX_REQUEST_BODY_BYTES,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 from typing import Any
 
 import asyncpg
@@ -35,6 +36,9 @@ def run_serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     app = create_app(settings)
+    # uvicorn re-raises the signal that stopped it once shutdown is done; a no-op handler lets a
+    # clean shutdown on SIGTERM end with exit code 0 rather than death by that signal.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     # uvicorn's own logging config and access log are off: ours (with request ids) replaces them.
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, lifespan="on",
                 timeout_graceful_shutdown=10)
