@@ -34,10 +34,10 @@ class BackgroundTasks:
         if not task.cancelled() and task.exception() is not None:
             log.error("background_task.failed", task=task.get_name(), exc_info=task.exception())
 
-    async def join(self) -> None:
-        """Wait until every task started so far has finished (tests and orderly shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+    async def join(self, prefix: str = "") -> None:
+        """Wait until the tasks whose name starts with `prefix` have finished (long-lived ones never do)."""
+        while matching := [t for t in self._tasks if t.get_name().startswith(prefix)]:
+            await asyncio.gather(*matching, return_exceptions=True)
 
     async def close(self) -> None:
         self._closed = True

@@ -43,7 +43,8 @@ CREATE TABLE workspaces (
     default_branch   text,
     image            text,
     limits           jsonb NOT NULL DEFAULT '{}'::jsonb,
-    network          text NOT NULL DEFAULT 'none',
+    -- NULL: the server's AICODE_WORKSPACE_NETWORK.
+    network          text,
     status           text NOT NULL DEFAULT 'cloning',
     error            text,
     last_synced_at   timestamptz,

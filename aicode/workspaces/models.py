@@ -26,7 +26,7 @@ class WorkspaceRecord:
     default_branch: str | None
     image: str | None
     limits: dict[str, Any]
-    network: str
+    network: str | None
     status: str
     error: str | None
     last_synced_at: datetime | None

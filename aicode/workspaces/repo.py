@@ -46,7 +46,7 @@ class WorkspaceRepo:
         default_branch: str | None,
         image: str | None,
         limits: dict[str, Any],
-        network: str,
+        network: str | None,
     ) -> WorkspaceRecord:
         try:
             row = await self._db.pool.fetchrow(

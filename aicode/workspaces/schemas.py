@@ -67,7 +67,7 @@ class Workspace(msgspec.Struct):
     default_branch: str | None
     image: str | None
     limits: Limits
-    network: str
+    network: str | None
     status: str
     error: str | None
     last_synced_at: datetime | None

@@ -68,7 +68,7 @@ class WorkspaceService:
     async def create(self, actor: UserRecord, fields: dict[str, Any]) -> WorkspaceRecord:
         """Store the workspace as `cloning` and start the mirror clone in the background."""
         source = parse_repo_source(fields["repo_url"], fields.get("repo_token"), self._roots)
-        network = fields.get("network") or "none"
+        network = fields.get("network")
         self._check_network(actor, network)
         workspace = await self._repo.insert(
             owner_id=actor.id,
@@ -122,7 +122,7 @@ class WorkspaceService:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _check_network(self, actor: UserRecord, network: str) -> None:
+    def _check_network(self, actor: UserRecord, network: str | None) -> None:
         if network == "host" and not actor.is_admin:
             raise ForbiddenError("only an admin can give a workspace host networking")
 

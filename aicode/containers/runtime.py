@@ -1,0 +1,111 @@
+"""Creates task containers, runs commands in them with their output streamed, and removes them."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import aiodocker
+import aiohttp
+
+from aicode.containers.engine import DockerEngine
+from aicode.containers.policy import ContainerSpec, create_config
+from aicode.errors import UnavailableError
+
+__all__ = ["ContainerError", "ContainerRuntime", "ExecResult", "OutputChunk"]
+
+STDOUT, STDERR = 1, 2
+
+
+class ContainerError(Exception):
+    """A container could not be created or run; the message says what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutputChunk:
+    stream: int
+    data: bytes
+
+
+@dataclass(slots=True)
+class ExecResult:
+    exit_code: int | None = None
+    oom_killed: bool = False
+
+
+class ContainerRuntime:
+    """The aiodocker adapter for task containers."""
+
+    def __init__(self, engine: DockerEngine) -> None:
+        self._engine = engine
+
+    async def start(self, spec: ContainerSpec) -> str:
+        """Create and start a container; returns its id. Nothing is left behind on failure."""
+        client = self._client()
+        try:
+            container = await client.containers.create(create_config(spec), name=spec.name)
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ContainerError(self._engine.unreachable(exc).detail) from None
+        except aiodocker.DockerError as exc:
+            if exc.status == 404:
+                raise ContainerError(
+                    f"image {spec.image!r} not found on the Docker engine: build it "
+                    "(docker build --target workspace -t <tag> .) or set the workspace's image"
+                ) from None
+            raise ContainerError(f"could not create the container: {exc.message}") from None
+        try:
+            await container.start()
+        except aiodocker.DockerError as exc:
+            await self.remove(container.id)
+            raise ContainerError(f"could not start the container: {exc.message}") from None
+        return container.id
+
+    async def run(
+        self, container_id: str, argv: Sequence[str], env: Mapping[str, str], result: ExecResult
+    ) -> AsyncIterator[OutputChunk]:
+        """Run `argv` in the container, yielding its stdout/stderr as it comes; fills `result` at the end."""
+        container = self._client().containers.container(container_id)
+        try:
+            execution = await container.exec(list(argv), stdout=True, stderr=True, environment=dict(env))
+            async with execution.start(detach=False) as stream:
+                while (message := await stream.read_out()) is not None:
+                    yield OutputChunk(stream=message.stream, data=message.data)
+            info = await execution.inspect()
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ContainerError(self._engine.unreachable(exc).detail) from None
+        except aiodocker.DockerError as exc:
+            raise ContainerError(f"running the agent failed: {exc.message}") from None
+        result.exit_code = info.get("ExitCode")
+        result.oom_killed = await self._oom_killed(container_id)
+
+    async def kill(self, container_id: str) -> None:
+        with contextlib.suppress(aiodocker.DockerError):
+            await self._client().containers.container(container_id).kill(signal="SIGKILL")
+
+    async def remove(self, container_id: str) -> None:
+        """Remove the container whatever its state; a container already gone is fine."""
+        with contextlib.suppress(aiodocker.DockerError):
+            await self._client().containers.container(container_id).delete(force=True, v=True)
+
+    async def list_ids(self, labels: Mapping[str, str]) -> list[str]:
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        try:
+            containers = await self._client().containers.list(all=True, filters=filters)
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ContainerError(self._engine.unreachable(exc).detail) from None
+        except aiodocker.DockerError as exc:
+            raise ContainerError(f"could not list containers: {exc.message}") from None
+        return [c.id for c in containers]
+
+    async def _oom_killed(self, container_id: str) -> bool:
+        with contextlib.suppress(aiodocker.DockerError):
+            info = await self._client().containers.container(container_id).show()
+            return bool(info.get("State", {}).get("OOMKilled"))
+        return False
+
+    def _client(self) -> aiodocker.Docker:
+        try:
+            return self._engine.client
+        except UnavailableError as exc:
+            raise ContainerError(exc.detail) from None

@@ -1,0 +1,1 @@
+"""Task events: persisted with gapless seqs, fanned out live, replayed on reconnect."""

@@ -1,0 +1,110 @@
+"""The event bus: store events, publish them through Litestar channels, follow a task's stream."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from litestar.channels import ChannelsPlugin
+
+from aicode.db.pool import Database
+from aicode.tasks.models import TERMINAL_STATUSES, TaskEvent
+from aicode.tasks.repo import TaskEventRepo
+
+__all__ = ["EventBatch", "TaskEventBus", "task_channel"]
+
+_PAGE = 500
+
+
+def task_channel(task_id: UUID) -> str:
+    return f"task:{task_id}"
+
+
+def _decode(task_id: UUID, raw: bytes) -> TaskEvent:
+    body = json.loads(raw)
+    return TaskEvent(task_id=task_id, seq=body["seq"], ts=datetime.fromisoformat(body["ts"]),
+                     type=body["type"], data=body["data"])
+
+
+class EventBatch:
+    """Events added inside one transaction; `conn` lets the caller change the task in the same one."""
+
+    def __init__(self, repo: TaskEventRepo, conn: asyncpg.Connection, task_id: UUID) -> None:
+        self.conn = conn
+        self.stored: list[TaskEvent] = []
+        self._repo = repo
+        self._task_id = task_id
+
+    async def add(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        self.stored.extend(await self._repo.append(self.conn, self._task_id, events))
+
+
+class TaskEventBus:
+    """Writers append and publish; readers `follow`: replay from the database, then live, no gap, no duplicate."""
+
+    def __init__(self, db: Database, repo: TaskEventRepo, channels: ChannelsPlugin) -> None:
+        self._db = db
+        self._repo = repo
+        self._channels = channels
+
+    @asynccontextmanager
+    async def batch(self, task_id: UUID) -> AsyncIterator[EventBatch]:
+        """A transaction for a task's state change and its events; they are published once it commits."""
+        async with self._db.transaction() as conn:
+            batch = EventBatch(self._repo, conn, task_id)
+            yield batch
+        self._publish(batch.stored)
+
+    async def emit(self, task_id: UUID, events: list[tuple[str, dict[str, Any]]]) -> list[TaskEvent]:
+        async with self.batch(task_id) as batch:
+            await batch.add(events)
+        return batch.stored
+
+    def _publish(self, events: list[TaskEvent]) -> None:
+        for event in events:
+            self._channels.publish(json.dumps(event.to_json()), task_channel(event.task_id))
+
+    async def history(self, task_id: UUID, *, after: int, limit: int) -> list[TaskEvent]:
+        return await self._repo.list(task_id, after=after, limit=limit)
+
+    async def follow(
+        self, task_id: UUID, after: int, is_settled: Callable[[int], Awaitable[bool]]
+    ) -> AsyncIterator[TaskEvent]:
+        """Events with seq > `after`, replayed then live, ending once `is_settled(last_seq)` says so.
+
+        Subscribing before the replay closes the race with events published meanwhile; anything seen
+        twice is skipped by seq, and a jump in seq (a slow reader whose backlog overflowed, or two
+        writers publishing out of order) is filled from the database.
+        """
+        last = after
+        async with self._channels.start_subscription([task_channel(task_id)]) as subscriber:
+            while True:
+                page = await self._repo.list(task_id, after=last, limit=_PAGE)
+                for event in page:
+                    yield event
+                    last = event.seq
+                if len(page) < _PAGE:
+                    break
+            if await is_settled(last):
+                return
+            async for raw in subscriber.iter_events():
+                event = _decode(task_id, raw)
+                if event.seq <= last:
+                    continue
+                while event.seq > last + 1:
+                    missing = await self._repo.list(task_id, after=last, before=event.seq, limit=_PAGE)
+                    if not missing:
+                        break
+                    for earlier in missing:
+                        yield earlier
+                        last = earlier.seq
+                yield event
+                last = event.seq
+                if event.type == "task.status" and event.data.get("status") in TERMINAL_STATUSES:
+                    if await is_settled(last):
+                        return

@@ -1,0 +1,1 @@
+"""Tasks: a prompt run by an agent in a container, committed on its own branch."""

@@ -1,0 +1,165 @@
+"""HTTP and WebSocket endpoints for tasks: submit, read, follow up, cancel, stream events, review."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+from uuid import UUID
+
+from litestar import Controller, Request, Response, WebSocket, get, post, websocket
+from litestar.di import NamedDependency
+from litestar.exceptions import WebSocketDisconnect
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.status_codes import HTTP_202_ACCEPTED
+
+from aicode.auth.models import UserRecord
+from aicode.errors import AicodeError
+from aicode.tasks.models import TaskEvent, TaskRecord
+from aicode.tasks.schemas import FileEntry, FollowUp, Task, TaskCreate
+from aicode.tasks.service import TaskService
+
+__all__ = ["TaskController", "TaskStreamController", "task_out"]
+
+After = Annotated[int, QueryParameter(ge=0, description="only events with seq greater than this")]
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
+
+
+def task_out(task: TaskRecord) -> Task:
+    fields = {f.name: getattr(task, f.name) for f in dataclasses.fields(Task) if hasattr(task, f.name)}  # type: ignore[arg-type]
+    return Task(**fields)
+
+
+def _sse(events: AsyncIterator[TaskEvent]) -> AsyncIterator[ServerSentEventMessage]:
+    async def messages() -> AsyncIterator[ServerSentEventMessage]:
+        async for event in events:
+            yield ServerSentEventMessage(data=_json(event), event=event.type, id=event.seq)
+
+    return messages()
+
+
+def _json(event: TaskEvent) -> str:
+    import json
+
+    return json.dumps(event.to_json(), separators=(",", ":"))
+
+
+class TaskController(Controller):
+    tags = ["tasks"]
+
+    @post("/api/workspaces/{workspace_id:uuid}/tasks", status_code=HTTP_202_ACCEPTED)
+    async def submit(
+        self, workspace_id: FromPath[UUID], data: JSONBody[TaskCreate], request: Request[UserRecord, Any, Any],
+        task_service: NamedDependency[TaskService],
+    ) -> Task:
+        """Queue a task; it answers at once (202) and runs when a slot is free."""
+        fields = {"prompt": data.prompt, "agent": data.agent, "model": data.model, "base_branch": data.base_branch,
+                  "max_turns": data.max_turns, "timeout_s": data.timeout_s}
+        return task_out(await task_service.submit(request.user, workspace_id, fields))
+
+    @get("/api/tasks")
+    async def list_tasks(
+        self, request: Request[UserRecord, Any, Any], task_service: NamedDependency[TaskService],
+        workspace_id: FromQuery[UUID | None] = None,
+        status: Annotated[str | None, QueryParameter(pattern="^(" + "|".join(STATUSES) + ")$")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+    ) -> list[Task]:
+        """Tasks you may see, newest first."""
+        tasks = await task_service.list(request.user, workspace_id=workspace_id, status=status, limit=limit)
+        return [task_out(task) for task in tasks]
+
+    @get("/api/tasks/{task_id:uuid}")
+    async def get_task(
+        self, task_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
+        task_service: NamedDependency[TaskService],
+    ) -> Task:
+        return task_out(await task_service.get(request.user, task_id))
+
+    @post("/api/tasks/{task_id:uuid}/messages", status_code=HTTP_202_ACCEPTED)
+    async def follow_up(
+        self, task_id: FromPath[UUID], data: JSONBody[FollowUp], request: Request[UserRecord, Any, Any],
+        task_service: NamedDependency[TaskService],
+    ) -> Task:
+        """Run another turn that resumes the agent's session on the same branch."""
+        return task_out(await task_service.follow_up(request.user, task_id, data.prompt))
+
+    @post("/api/tasks/{task_id:uuid}/cancel", status_code=HTTP_202_ACCEPTED)
+    async def cancel(
+        self, task_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
+        task_service: NamedDependency[TaskService],
+    ) -> Task:
+        """Stop the task: a queued one never starts; a running one stops within seconds, its work committed."""
+        return task_out(await task_service.cancel(request.user, task_id))
+
+    @get("/api/tasks/{task_id:uuid}/events")
+    async def events(
+        self, task_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
+        task_service: NamedDependency[TaskService], after: After = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=5000)] = 1000,
+    ) -> Response[Any]:
+        """The events after `after` as JSON; with `Accept: text/event-stream`, an SSE stream (replay, then live)."""
+        if "text/event-stream" in request.headers.get("accept", ""):
+            last_event_id = request.headers.get("last-event-id", "")
+            if last_event_id.isdigit():
+                after = max(after, int(last_event_id))
+            stream = await task_service.follow(request.user, task_id, after)
+            return ServerSentEvent(_sse(stream), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        events = await task_service.events(request.user, task_id, after=after, limit=limit)
+        return Response([event.to_json() for event in events])
+
+    @get("/api/tasks/{task_id:uuid}/diff", media_type="text/x-diff")
+    async def diff(
+        self, task_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
+        task_service: NamedDependency[TaskService],
+    ) -> str:
+        """The task's changes as a patch, base commit to head commit."""
+        return await task_service.diff(request.user, task_id)
+
+    @get("/api/tasks/{task_id:uuid}/files")
+    async def files(
+        self, task_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
+        task_service: NamedDependency[TaskService],
+    ) -> list[FileEntry]:
+        changes = await task_service.files(request.user, task_id)
+        return [FileEntry(path=c.path, status=c.status, additions=c.additions, deletions=c.deletions) for c in changes]
+
+
+class TaskStreamController(Controller):
+    tags = ["tasks"]
+
+    @websocket("/ws/tasks/{task_id:uuid}")
+    async def follow(
+        self, socket: WebSocket[UserRecord, Any, Any], task_id: FromPath[UUID],
+        task_service: NamedDependency[TaskService], after: After = 0,
+    ) -> None:
+        """One JSON event per message: replay after `after`, then live; closes once the task has ended."""
+        await socket.accept()
+        try:
+            stream = await task_service.follow(socket.user, task_id, after)
+        except AicodeError as exc:
+            await socket.send_json({"status_code": exc.status_code, "detail": exc.detail})
+            await socket.close(code=4000 + exc.status_code, reason=exc.detail[:120])
+            return
+        sender = asyncio.create_task(self._send_all(socket, stream))
+        listener = asyncio.create_task(self._until_disconnect(socket))
+        done, pending = await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if sender in done and sender.exception() is None:
+            with contextlib.suppress(Exception):
+                await socket.close(code=1000)
+
+    @staticmethod
+    async def _send_all(socket: WebSocket[Any, Any, Any], stream: AsyncIterator[TaskEvent]) -> None:
+        async for event in stream:
+            await socket.send_text(_json(event))
+
+    @staticmethod
+    async def _until_disconnect(socket: WebSocket[Any, Any, Any]) -> None:
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                await socket.receive_data(mode="text")

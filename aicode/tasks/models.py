@@ -1,0 +1,70 @@
+"""The task as the engine sees it, and the statuses it moves through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+__all__ = ["ACTIVE_STATUSES", "TERMINAL_STATUSES", "TaskEvent", "TaskRecord", "TaskStatus"]
+
+
+class TaskStatus:
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+
+ACTIVE_STATUSES = frozenset({TaskStatus.QUEUED, TaskStatus.RUNNING})
+TERMINAL_STATUSES = frozenset(
+    {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.INTERRUPTED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    id: UUID
+    workspace_id: UUID
+    user_id: UUID
+    agent: str
+    prompt: str
+    model: str | None
+    max_turns: int | None
+    timeout_s: int
+    base_branch: str
+    branch: str
+    base_commit: str | None
+    head_commit: str | None
+    session_id: str | None
+    status: str
+    error: str | None
+    pending_prompt: str | None
+    turns: int
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    last_seq: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """One persisted event: `seq` starts at 1 per task and has no gaps."""
+
+    task_id: UUID
+    seq: int
+    ts: datetime
+    type: str
+    data: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "ts": self.ts.isoformat(), "type": self.type, "data": self.data}

@@ -1,0 +1,64 @@
+"""Request and response shapes of the task endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+import msgspec
+
+from aicode.workspaces.schemas import BranchName
+
+__all__ = ["FileEntry", "FollowUp", "Task", "TaskCreate"]
+
+Prompt = Annotated[str, msgspec.Meta(min_length=1, max_length=100_000)]
+Model = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,99}$")]
+
+
+class TaskCreate(msgspec.Struct, forbid_unknown_fields=True):
+    prompt: Prompt
+    agent: Literal["claude"] = "claude"
+    model: Model | None = None
+    base_branch: BranchName | None = None
+    max_turns: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
+    timeout_s: Annotated[int, msgspec.Meta(ge=1, le=7 * 24 * 3600)] | None = None
+
+
+class FollowUp(msgspec.Struct, forbid_unknown_fields=True):
+    prompt: Prompt
+
+
+class Task(msgspec.Struct):
+    id: UUID
+    workspace_id: UUID
+    user_id: UUID
+    agent: str
+    status: str
+    prompt: str
+    model: str | None
+    max_turns: int | None
+    timeout_s: int
+    base_branch: str
+    branch: str
+    base_commit: str | None
+    head_commit: str | None
+    session_id: str | None
+    error: str | None
+    turns: int
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    last_seq: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class FileEntry(msgspec.Struct):
+    path: str
+    status: str
+    additions: int
+    deletions: int
