@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
+import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from uuid import UUID
@@ -29,8 +29,7 @@ STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupte
 
 
 def task_out(task: TaskRecord) -> Task:
-    fields = {f.name: getattr(task, f.name) for f in dataclasses.fields(Task) if hasattr(task, f.name)}  # type: ignore[arg-type]
-    return Task(**fields)
+    return Task(**{name: getattr(task, name) for name in Task.__struct_fields__})
 
 
 def _sse(events: AsyncIterator[TaskEvent]) -> AsyncIterator[ServerSentEventMessage]:
@@ -42,8 +41,6 @@ def _sse(events: AsyncIterator[TaskEvent]) -> AsyncIterator[ServerSentEventMessa
 
 
 def _json(event: TaskEvent) -> str:
-    import json
-
     return json.dumps(event.to_json(), separators=(",", ":"))
 
 
