@@ -93,7 +93,6 @@ async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
     app = create_app(settings)
     async with AsyncTestClient(app=app) as test_client:
         yield test_client
-        await app.state.background.join()
 
 
 async def login(client: AsyncTestClient, username: str, password: str) -> dict[str, str]:
@@ -161,3 +160,49 @@ async def wait_for_status(
             if body["status"] != "cloning":
                 return body
             await asyncio.sleep(0.05)
+
+
+# -- tasks -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def fake_image() -> str:
+    """The workspace image with the fake `claude` (tests/fakes/fake_claude.py) in place of the real one."""
+    import aiodocker
+
+    from tests.fakes.images import ensure_fake_image
+
+    base = os.environ.get("AICODE_TEST_IMAGE", "aicode-workspace:test")
+    async with aiodocker.Docker() as docker:
+        return await ensure_fake_image(docker, base=base)
+
+
+@pytest.fixture
+def task_settings(settings: Settings, fake_image: str) -> Settings:
+    import dataclasses
+
+    return dataclasses.replace(settings, workspace_image=fake_image, workspace_network="none",
+                               task_timeout_s=120, max_concurrent_tasks=2)
+
+
+@pytest.fixture
+async def task_app(task_settings: Settings) -> AsyncIterator[AsyncTestClient]:
+    app = create_app(task_settings)
+    async with AsyncTestClient(app=app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def workspace(task_app: AsyncTestClient, source_repo: Path) -> AsyncIterator[tuple[dict, dict[str, str]]]:
+    """A ready workspace of alice's (the source repo) and alice's headers; alice has stored an API key."""
+    admin = await login(task_app, *ADMIN)
+    alice = await make_user(task_app, admin, "alice")
+    stored = await task_app.put("/api/me/credentials/anthropic", json={"api_key": "sk-test-alice-key"},
+                                headers=alice)
+    assert stored.status_code == 204, stored.text
+    created = await task_app.post("/api/workspaces", json={"name": "proj", "repo_url": str(source_repo)},
+                                  headers=alice)
+    assert created.status_code == 201, created.text
+    ready = await wait_for_status(task_app, alice, created.json()["id"])
+    assert ready["status"] == "ready", ready
+    yield ready, alice

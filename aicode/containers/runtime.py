@@ -18,6 +18,11 @@ __all__ = ["ContainerError", "ContainerRuntime", "ExecResult", "OutputChunk"]
 STDOUT, STDERR = 1, 2
 
 
+def _is_connection_failure(exc: aiodocker.DockerError) -> bool:
+    # aiodocker reports a socket it cannot reach as a DockerError with a pseudo status of 900.
+    return exc.status >= 900 or "Cannot connect to Docker" in str(exc.message)
+
+
 class ContainerError(Exception):
     """A container could not be created or run; the message says what to do."""
 
@@ -48,6 +53,8 @@ class ContainerRuntime:
         except (aiohttp.ClientError, OSError) as exc:
             raise ContainerError(self._engine.unreachable(exc).detail) from None
         except aiodocker.DockerError as exc:
+            if _is_connection_failure(exc):
+                raise ContainerError(self._engine.unreachable(exc).detail) from None
             if exc.status == 404:
                 raise ContainerError(
                     f"image {spec.image!r} not found on the Docker engine: build it "
@@ -95,6 +102,8 @@ class ContainerRuntime:
         except (aiohttp.ClientError, OSError) as exc:
             raise ContainerError(self._engine.unreachable(exc).detail) from None
         except aiodocker.DockerError as exc:
+            if _is_connection_failure(exc):
+                raise ContainerError(self._engine.unreachable(exc).detail) from None
             raise ContainerError(f"could not list containers: {exc.message}") from None
         return [c.id for c in containers]
 

@@ -162,7 +162,11 @@ def _estimate_tokens(value: Any) -> int:
 
 
 class MockAnthropic:
-    """A Messages API mock listening on host:port (0 = any free port) in the current event loop."""
+    """A Messages API mock listening on host:port (0 = any free port) in the current event loop.
+
+    Each POST /v1/messages is answered by, in order of precedence: the next scripted
+    reply (`script()`), else `responder(body)` if set and it returns something, else
+    `default` (a "done" text; set it to `error(...)` to fail every request)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, responder: Responder | None = None,
                  default: Response = "done") -> None:
@@ -279,7 +283,7 @@ class MockAnthropic:
             "stop_reason": answer.effective_stop_reason,
             "stop_sequence": None,
             "usage": {
-                "input_tokens": _estimate_tokens(body.get("messages", [])) % 5000 + 10,
+                "input_tokens": _estimate_tokens(body.get("messages", [])),
                 "output_tokens": output_tokens,
                 "cache_creation_input_tokens": 0,
                 "cache_read_input_tokens": 0,
