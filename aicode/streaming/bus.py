@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -16,7 +16,7 @@ from aicode.db.pool import Database
 from aicode.tasks.models import TERMINAL_STATUSES, TaskEvent
 from aicode.tasks.repo import TaskEventRepo
 
-__all__ = ["EventBatch", "TaskEventBus", "task_channel"]
+__all__ = ["EventBatch", "TaskEventBus", "WireEvent", "task_channel"]
 
 _PAGE = 500
 
@@ -25,10 +25,29 @@ def task_channel(task_id: UUID) -> str:
     return f"task:{task_id}"
 
 
-def _decode(task_id: UUID, raw: bytes) -> TaskEvent:
-    body = json.loads(raw)
-    return TaskEvent(task_id=task_id, seq=body["seq"], ts=datetime.fromisoformat(body["ts"]),
-                     type=body["type"], data=body["data"])
+@dataclass(frozen=True, slots=True)
+class WireEvent:
+    """An event as streamed: its JSON text is made once per event, not once per reader."""
+
+    seq: int
+    type: str
+    json: str
+
+    @classmethod
+    def of(cls, event: TaskEvent) -> WireEvent:
+        return cls(event.seq, event.type, json.dumps(event.to_json(), separators=(",", ":")))
+
+    def encode(self) -> bytes:
+        # "<seq> <type> <json>": readers learn seq and type without parsing the JSON.
+        return f"{self.seq} {self.type} {self.json}".encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> WireEvent:
+        seq, kind, body = raw.decode().split(" ", 2)
+        return cls(int(seq), kind, body)
+
+    def ends_task(self) -> bool:
+        return self.type == "task.status" and json.loads(self.json)["data"].get("status") in TERMINAL_STATUSES
 
 
 class EventBatch:
@@ -67,14 +86,17 @@ class TaskEventBus:
 
     def _publish(self, events: list[TaskEvent]) -> None:
         for event in events:
-            self._channels.publish(json.dumps(event.to_json()), task_channel(event.task_id))
+            self._channels.publish(WireEvent.of(event).encode(), task_channel(event.task_id))
 
-    async def history(self, task_id: UUID, *, after: int, limit: int) -> list[TaskEvent]:
-        return await self._repo.list(task_id, after=after, limit=limit)
+    async def history(self, task_id: UUID, *, after: int, limit: int, before: int | None = None,
+                      latest: bool = False) -> list[TaskEvent]:
+        if latest:
+            return await self._repo.list_latest(task_id, after=after, before=before, limit=limit)
+        return await self._repo.list(task_id, after=after, before=before, limit=limit)
 
     async def follow(
         self, task_id: UUID, after: int, is_settled: Callable[[int], Awaitable[bool]]
-    ) -> AsyncIterator[TaskEvent]:
+    ) -> AsyncIterator[WireEvent]:
         """Events with seq > `after`, replayed then live, ending once `is_settled(last_seq)` says so.
 
         Subscribing before the replay closes the race with events published meanwhile; anything seen
@@ -85,15 +107,15 @@ class TaskEventBus:
         async with self._channels.start_subscription([task_channel(task_id)]) as subscriber:
             while True:
                 page = await self._repo.list(task_id, after=last, limit=_PAGE)
-                for event in page:
-                    yield event
-                    last = event.seq
+                for stored in page:
+                    yield WireEvent.of(stored)
+                    last = stored.seq
                 if len(page) < _PAGE:
                     break
             if await is_settled(last):
                 return
             async for raw in subscriber.iter_events():
-                event = _decode(task_id, raw)
+                event = WireEvent.decode(raw)
                 if event.seq <= last:
                     continue
                 while event.seq > last + 1:
@@ -101,10 +123,9 @@ class TaskEventBus:
                     if not missing:
                         break
                     for earlier in missing:
-                        yield earlier
+                        yield WireEvent.of(earlier)
                         last = earlier.seq
                 yield event
                 last = event.seq
-                if event.type == "task.status" and event.data.get("status") in TERMINAL_STATUSES:
-                    if await is_settled(last):
-                        return
+                if event.ends_task() and await is_settled(last):
+                    return

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from uuid import UUID
@@ -18,7 +17,8 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 
 from aicode.auth.models import UserRecord
 from aicode.errors import AicodeError
-from aicode.tasks.models import TaskEvent, TaskRecord
+from aicode.streaming.bus import WireEvent
+from aicode.tasks.models import TaskRecord
 from aicode.tasks.schemas import FileEntry, FollowUp, Task, TaskCreate
 from aicode.tasks.service import TaskService
 
@@ -32,16 +32,12 @@ def task_out(task: TaskRecord) -> Task:
     return Task(**{name: getattr(task, name) for name in Task.__struct_fields__})
 
 
-def _sse(events: AsyncIterator[TaskEvent]) -> AsyncIterator[ServerSentEventMessage]:
+def _sse(events: AsyncIterator[WireEvent]) -> AsyncIterator[ServerSentEventMessage]:
     async def messages() -> AsyncIterator[ServerSentEventMessage]:
         async for event in events:
-            yield ServerSentEventMessage(data=_json(event), event=event.type, id=event.seq)
+            yield ServerSentEventMessage(data=event.json, event=event.type, id=event.seq)
 
     return messages()
-
-
-def _json(event: TaskEvent) -> str:
-    return json.dumps(event.to_json(), separators=(",", ":"))
 
 
 class TaskController(Controller):
@@ -96,15 +92,26 @@ class TaskController(Controller):
         self, task_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
         task_service: NamedDependency[TaskService], after: After = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=5000)] = 1000,
+        before: Annotated[int | None, QueryParameter(ge=1, description="only events with seq lower than this")] = None,
+        last: Annotated[int | None, QueryParameter(
+            ge=1, le=5000, description="the latest `last` events (of those the other filters keep) instead of the first")
+        ] = None,
     ) -> Response[Any]:
-        """The events after `after` as JSON; with `Accept: text/event-stream`, an SSE stream (replay, then live)."""
+        """The events after `after` as JSON; with `Accept: text/event-stream`, an SSE stream (replay, then live).
+
+        `last=N` answers the newest N events, oldest first, so a page can open a long task at its end
+        and page backwards with `before`.
+        """
         if "text/event-stream" in request.headers.get("accept", ""):
             last_event_id = request.headers.get("last-event-id", "")
             if last_event_id.isdigit():
                 after = max(after, int(last_event_id))
             stream = await task_service.follow(request.user, task_id, after)
-            return ServerSentEvent(_sse(stream), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-        events = await task_service.events(request.user, task_id, after=after, limit=limit)
+            # retry: a browser's EventSource reconnects after 1 s (not its default 3 s), sending Last-Event-ID.
+            return ServerSentEvent(_sse(stream), retry_duration=1000,
+                                   headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        events = await task_service.events(request.user, task_id, after=after, before=before,
+                                           limit=last or limit, latest=last is not None)
         return Response([event.to_json() for event in events])
 
     @get("/api/tasks/{task_id:uuid}/diff", media_type="text/x-diff")
@@ -122,6 +129,15 @@ class TaskController(Controller):
     ) -> list[FileEntry]:
         changes = await task_service.files(request.user, task_id)
         return [FileEntry(path=c.path, status=c.status, additions=c.additions, deletions=c.deletions) for c in changes]
+
+    @get("/api/tasks/{task_id:uuid}/patch", media_type="application/mbox")
+    async def patch_series(
+        self, task_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
+        task_service: NamedDependency[TaskService],
+    ) -> str:
+        """The task's commits as an mbox patch series, as `git format-patch --stdout base..head` writes it:
+        `git am --keep-non-patch` applies it with author, date and message kept."""
+        return await task_service.patch_series(request.user, task_id)
 
 
 class TaskStreamController(Controller):
@@ -151,9 +167,9 @@ class TaskStreamController(Controller):
                 await socket.close(code=1000)
 
     @staticmethod
-    async def _send_all(socket: WebSocket[Any, Any, Any], stream: AsyncIterator[TaskEvent]) -> None:
+    async def _send_all(socket: WebSocket[Any, Any, Any], stream: AsyncIterator[WireEvent]) -> None:
         async for event in stream:
-            await socket.send_text(_json(event))
+            await socket.send_text(event.json)
 
     @staticmethod
     async def _until_disconnect(socket: WebSocket[Any, Any, Any]) -> None:

@@ -144,3 +144,13 @@ class TaskEventRepo:
             task_id, after, before, limit,
         )
         return [TaskEvent(task_id=task_id, **dict(row)) for row in rows]
+
+    async def list_latest(self, task_id: UUID, *, after: int, before: int | None, limit: int) -> list[TaskEvent]:
+        """The newest `limit` events in (after, before), oldest first: a long task's tail without reading it all."""
+        rows = await self._db.pool.fetch(
+            """SELECT seq, ts, type, data FROM task_events
+               WHERE task_id = $1 AND seq > $2 AND ($3::bigint IS NULL OR seq < $3)
+               ORDER BY seq DESC LIMIT $4""",
+            task_id, after, before, limit,
+        )
+        return [TaskEvent(task_id=task_id, **dict(row)) for row in reversed(rows)]

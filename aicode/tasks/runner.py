@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from uuid import UUID
 import structlog
 
 from aicode.auth.repo import UserRepo
+from aicode.background import BackgroundTasks
 from aicode.agents.claude import AgentTurn, ClaudeDriver, ClaudeStreamParser
 from aicode.agents.events import AgentEvent, TurnOutcome
 from aicode.agents.lines import LineSplitter
@@ -37,6 +39,7 @@ _MODEL_ACCESS_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_
                       "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX")
 _KILL_GRACE_S = 10.0
 _STDERR_TAIL = 4096
+_MAX_EVENT_BATCH = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,28 @@ class TurnReport:
     error: str | None
     outcome: TurnOutcome | None = None
     commit: CommitInfo | None = None
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _commit_event(task: TaskRecord, commit: CommitInfo | None, partial: bool) -> tuple[str, dict[str, Any]]:
+    if commit is None:
+        return "notice", {"level": "info", "code": "no_changes", "message": "the turn changed no files: no commit was made"}
+    return "git.commit", {"commit": commit.commit, "branch": task.branch, "files_changed": commit.files_changed,
+                          "additions": commit.additions, "deletions": commit.deletions, "partial": partial}
+
+
+class PhaseClock:
+    """Milliseconds spent in each phase of a turn, for the log line operators tune with."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.laps[phase] = round((now - self._last) * 1000, 1)
+        self._last = now
 
 
 class TaskRunner:
@@ -93,6 +118,11 @@ class TaskRunner:
         self._mirror_path = mirror_path
         self._users = users
         self._driver = ClaudeDriver()
+        self._removals = BackgroundTasks()
+
+    async def drain(self) -> None:
+        """Wait for container removals still in flight (at shutdown)."""
+        await self._removals.join()
 
     def task_dir(self, task_id: UUID) -> Path:
         return self._config.data_dir / "tasks" / str(task_id)
@@ -121,29 +151,44 @@ class TaskRunner:
     # -- the turn --------------------------------------------------------------------------------
 
     async def _turn(self, task: TaskRecord, stop: StopSignal) -> TurnReport:
+        clock = PhaseClock()
         workspace = await self._workspaces.get(task.workspace_id)
         if workspace is None:
             raise TurnFailure("the workspace was deleted")
-        checkout = await self._prepare_checkout(task, workspace)
         argv, env = await self._agent_command(task)
-        claude_dir = self.task_dir(task.id) / "claude"
-        claude_dir.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(hand_over, self.task_dir(task.id), self._config.agent_uid, self._config.agent_gid)
+        checkout, claude_dir = self.checkout_path(task.id), self.task_dir(task.id) / "claude"
+        for folder in (checkout, claude_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        # The container starts while the working copy is made: neither needs the other until the exec.
+        starting = asyncio.create_task(self._start_container(task, workspace, checkout, claude_dir))
         try:
-            container_id = await self._runtime.start(self._container_spec(task, workspace, checkout, claude_dir))
-        except ContainerError as exc:
-            raise TurnFailure(str(exc)) from None
+            await self._prepare_checkout(task, workspace, checkout)
+            await asyncio.to_thread(hand_over, self.task_dir(task.id), self._config.agent_uid,
+                                    self._config.agent_gid)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._removals.spawn(self._runtime.remove(await starting), name=f"remove-{task.id}")
+            raise
+        clock.lap("prepare")
+        container_id = await starting
+        clock.lap("container")
         parser = self._driver.parser()
         result = ExecResult()
         try:
             stderr_tail, ended_by = await self._watch(task, container_id, argv, env, parser, result, stop)
         finally:
-            await self._runtime.remove(container_id)
+            clock.lap("agent")
+            # Removal is off the critical path: the turn's outcome does not depend on it.
+            self._removals.spawn(self._runtime.remove(container_id), name=f"remove-{container_id[:12]}")
         events, outcome = parser.finish(result.exit_code, stderr_tail)
-        await self._bus.emit(task.id, [(e.type, e.data) for e in events])
         status, error = self._judge(task, workspace, outcome, result, ended_by)
-        commit = await self._commit(task, checkout, partial=ended_by is not None or status != TaskStatus.SUCCEEDED)
-        return TurnReport(status=status, error=error, outcome=outcome, commit=commit)
+        partial = ended_by is not None or status != TaskStatus.SUCCEEDED
+        commit = await self._commit(task, checkout, partial=partial)
+        clock.lap("commit")
+        # The last agent events, the commit and the status go out in the turn's final transaction.
+        closing = [(e.type, e.data) for e in events] + [_commit_event(task, commit, partial)]
+        return TurnReport(status=status, error=error, outcome=outcome, commit=commit, events=closing,
+                          timings=clock.laps)
 
     async def _watch(
         self, task: TaskRecord, container_id: str, argv: list[str], env: dict[str, str],
@@ -174,35 +219,60 @@ class TaskRunner:
         self, task_id: UUID, container_id: str, argv: list[str], env: dict[str, str],
         parser: ClaudeStreamParser, result: ExecResult, tail: bytearray,
     ) -> None:
-        """Turn output chunks into events; everything one chunk yields is stored in one transaction."""
+        """Turn output chunks into events; a separate writer stores whatever has piled up in one transaction."""
+        pending: asyncio.Queue[list[tuple[str, dict[str, Any]]] | None] = asyncio.Queue()
+        writer = asyncio.create_task(self._write_events(task_id, pending))
         lines = LineSplitter()
-        async for chunk in self._runtime.run(container_id, argv, env, result):
-            if chunk.stream == STDERR:
-                tail.extend(chunk.data)
-                del tail[:-_STDERR_TAIL]
-                continue
-            events: list[AgentEvent] = []
-            for line in lines.feed(chunk.data):
-                events.extend(parser.feed(line))
-            if events:
-                await self._bus.emit(task_id, [(e.type, e.data) for e in events])
-        trailing = [e for line in lines.flush() for e in parser.feed(line)]
-        if trailing:
-            await self._bus.emit(task_id, [(e.type, e.data) for e in trailing])
+        try:
+            async for chunk in self._runtime.run(container_id, argv, env, result):
+                if chunk.stream == STDERR:
+                    tail.extend(chunk.data)
+                    del tail[:-_STDERR_TAIL]
+                    continue
+                events = [e for line in lines.feed(chunk.data) for e in parser.feed(line)]
+                if events:
+                    pending.put_nowait([(e.type, e.data) for e in events])
+            trailing = [e for line in lines.flush() for e in parser.feed(line)]
+            if trailing:
+                pending.put_nowait([(e.type, e.data) for e in trailing])
+        finally:
+            pending.put_nowait(None)
+            await writer
+
+    async def _write_events(self, task_id: UUID, pending: asyncio.Queue[list[tuple[str, dict[str, Any]]] | None]
+                            ) -> None:
+        """Batch by backlog: one event when the agent is quiet, thousands per transaction when it floods."""
+        while (first := await pending.get()) is not None:
+            batch, finished = list(first), False
+            while not pending.empty() and len(batch) < _MAX_EVENT_BATCH:
+                more = pending.get_nowait()
+                if more is None:
+                    finished = True
+                    break
+                batch.extend(more)
+            await self._bus.emit(task_id, batch)
+            if finished:
+                return
 
     # -- steps -----------------------------------------------------------------------------------
 
-    async def _prepare_checkout(self, task: TaskRecord, workspace: WorkspaceRecord) -> Path:
-        checkout = self.checkout_path(task.id)
-        if checkout.exists():
-            return checkout
+    async def _start_container(self, task: TaskRecord, workspace: WorkspaceRecord, checkout: Path,
+                               claude_dir: Path) -> str:
+        try:
+            return await self._runtime.start(self._container_spec(task, workspace, checkout, claude_dir))
+        except ContainerError as exc:
+            raise TurnFailure(str(exc)) from None
+
+    async def _prepare_checkout(self, task: TaskRecord, workspace: WorkspaceRecord, checkout: Path) -> None:
+        """Clone the mirror into the (empty) checkout folder on the first turn; later turns reuse it."""
+        if (checkout / ".git").exists():
+            return
         mirror = self._mirror_path(workspace.id)
         try:
             base = await asyncio.to_thread(create_checkout, mirror, checkout, task.base_branch, task.branch)
         except CheckoutError as exc:
             raise TurnFailure(str(exc)) from None
         await self._tasks.set_base_commit(task.id, base)
-        return checkout
 
     async def _agent_command(self, task: TaskRecord) -> tuple[list[str], dict[str, str]]:
         credential = await self._credentials.for_agent(task.user_id)
@@ -262,16 +332,7 @@ class TaskRunner:
         title = prompt.splitlines()[0][:72] if prompt else "aicode task"
         message = f"{'[partial] ' if partial else ''}{title}\n\n{prompt}\n\naicode-task: {task.id}\n"
         author = await self._author(task)
-        info = await asyncio.to_thread(commit_all, checkout, message, author, ("aicode", "aicode@aicode.invalid"))
-        if info is None:
-            await self._bus.emit(task.id, [("notice", {"level": "info", "code": "no_changes",
-                                                       "message": "the turn changed no files: no commit was made"})])
-            return None
-        await self._bus.emit(task.id, [("git.commit", {
-            "commit": info.commit, "branch": task.branch, "files_changed": info.files_changed,
-            "additions": info.additions, "deletions": info.deletions, "partial": partial,
-        })])
-        return info
+        return await asyncio.to_thread(commit_all, checkout, message, author, ("aicode", "aicode@aicode.invalid"))
 
     async def _author(self, task: TaskRecord) -> tuple[str, str]:
         user = await self._users.get(task.user_id)
@@ -292,5 +353,6 @@ class TaskRunner:
                 head_commit=report.commit.commit if report.commit else None, **usage,
             )
             data = {"status": report.status} | ({"error": report.error} if report.error else {})
-            await batch.add([("task.status", data)])
-        log.info("task.turn_finished", task_id=str(task.id), status=report.status, error=report.error)
+            await batch.add([*report.events, ("task.status", data)])
+        log.info("task.turn_finished", task_id=str(task.id), status=report.status, error=report.error,
+                 timings_ms=report.timings)

@@ -11,10 +11,12 @@ from uuid import UUID
 import pygit2
 import structlog
 
+from aicode import __version__
 from aicode.auth.models import UserRecord
 from aicode.errors import ConflictError, InvalidInputError, NotFoundError
 from aicode.git.checkout import FileChange, diff_files, diff_patch
-from aicode.streaming.bus import TaskEventBus
+from aicode.git.patches import format_patch_series
+from aicode.streaming.bus import TaskEventBus, WireEvent
 from aicode.tasks.models import ACTIVE_STATUSES, TERMINAL_STATUSES, TaskEvent, TaskRecord, TaskStatus
 from aicode.tasks.repo import TaskRepo
 from aicode.tasks.runner import TaskRunner
@@ -121,11 +123,13 @@ class TaskService:
             raise ConflictError("the task is not running on this server; try again in a moment")
         raise ConflictError(f"the task already ended ({current.status})")
 
-    async def events(self, actor: UserRecord, task_id: UUID, *, after: int, limit: int) -> list[TaskEvent]:
+    async def events(self, actor: UserRecord, task_id: UUID, *, after: int, limit: int, before: int | None = None,
+                     latest: bool = False) -> list[TaskEvent]:
+        """Events in (after, before), oldest first: the first `limit` of them, or with `latest` the last."""
         await self.get(actor, task_id)
-        return await self._bus.history(task_id, after=after, limit=limit)
+        return await self._bus.history(task_id, after=after, limit=limit, before=before, latest=latest)
 
-    async def follow(self, actor: UserRecord, task_id: UUID, after: int) -> AsyncIterator[TaskEvent]:
+    async def follow(self, actor: UserRecord, task_id: UUID, after: int) -> AsyncIterator[WireEvent]:
         """Replay then live; ends once the task has ended and every event was delivered."""
         await self.get(actor, task_id)
 
@@ -148,3 +152,11 @@ class TaskService:
             return []
         return await asyncio.to_thread(diff_files, self._runner.checkout_path(task.id), task.base_commit,
                                        task.head_commit)
+
+    async def patch_series(self, actor: UserRecord, task_id: UUID) -> str:
+        """The task's commits as an mbox patch series (`git format-patch --stdout base..head`); '' if none."""
+        task = await self.get(actor, task_id)
+        if not (task.base_commit and task.head_commit):
+            return ""
+        return await asyncio.to_thread(format_patch_series, self._runner.checkout_path(task.id), task.base_commit,
+                                       task.head_commit, signature=f"aicode {__version__}")

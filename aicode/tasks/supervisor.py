@@ -84,6 +84,7 @@ class TaskSupervisor:
             signal.stop("shutdown")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), _SHUTDOWN_GRACE_S)
+        await self._runner.drain()
 
     async def _worker(self) -> None:
         while True:

@@ -30,6 +30,7 @@ unknown @word is plain text too). Tools really run in the current directory.
   @env NAME              text "NAME is set" / "NAME is not set" (never the value)
   @whoami                text "uid=U gid=G cwd=DIR"
   @alloc MB              allocate and touch MB megabytes in this process (memory-limit tests)
+  @burst N [MS]          N text blocks "burst I at T" (T = wall-clock seconds when printed), MS apart
 
 After a tool call the "model" closes with a text "Done." unless text follows.
 A resumed session's first text is "resumed session with N earlier turn(s)".
@@ -63,7 +64,7 @@ VALUE_FLAGS = {
 }
 DIRECTIVES = ("write", "delete", "bash", "read", "think", "say", "sleep", "huge", "huge_tool",
               "noise", "stderr", "unknown", "tool_error", "api_error", "max_turns", "no_result",
-              "exit", "env", "whoami", "alloc")
+              "exit", "env", "whoami", "alloc", "burst")
 # HTTP status -> (the assistant line's `error`, the API's error type)
 API_ERRORS = {400: ("invalid_request", "invalid_request_error"), 401: ("authentication_failed", "authentication_error"),
               402: ("billing_error", "billing_error"), 403: ("authentication_failed", "permission_error"),
@@ -394,6 +395,13 @@ class Turn:
         if _interrupted.wait(seconds):
             raise EndTurn("error_during_execution", ["[Request interrupted by user]"], "aborted_streaming")
 
+    def burst(self, count: int, interval_s: float) -> None:
+        # Benchmarks measure delivery latency against the time stamped here (host and container share a clock).
+        for index in range(count):
+            self.text(f"burst {index} at {time.time():.6f}")
+            if interval_s:
+                time.sleep(interval_s)
+
     def alloc(self, megabytes: int) -> None:
         # Touch every page so the memory is really used, as a runaway agent would.
         self.hoard = [b"\x01" * (1024 * 1024) for _ in range(megabytes)]
@@ -456,6 +464,9 @@ class Turn:
             self.text(f"uid={os.getuid()} gid={os.getgid()} cwd={os.getcwd()}")
         elif name == "alloc":
             self.alloc(int(rest))
+        elif name == "burst":
+            count, _, interval = rest.partition(" ")
+            self.burst(int(count), float(interval or 0) / 1000)
 
     def play(self, prompt: str) -> None:
         if self.session.resumed:
