@@ -17,6 +17,7 @@ from litestar import Litestar, Request, Response
 from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar.channels.backends.redis import RedisChannelsPubSubBackend
+from redis.asyncio import Redis
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -103,14 +104,9 @@ def _announce_setup_code(code: str, settings: Settings) -> None:
     )
 
 
-def build_channels(redis_url: str | None) -> ChannelsPlugin:
+def build_channels(redis: Redis | None) -> ChannelsPlugin:
     """In-process fan-out, or Redis pub/sub when several server processes share the work."""
-    if redis_url:
-        from redis.asyncio import Redis
-
-        backend: Any = RedisChannelsPubSubBackend(redis=Redis.from_url(redis_url))
-    else:
-        backend = MemoryChannelsBackend()
+    backend: Any = RedisChannelsPubSubBackend(redis=redis) if redis is not None else MemoryChannelsBackend()
     # A slow reader's backlog drops its oldest events instead of slowing the writer; the reader
     # notices the jump in seq and reads what it missed from the database.
     return ChannelsPlugin(backend=backend, arbitrary_channels_allowed=True, subscriber_max_backlog=2000,
@@ -142,7 +138,8 @@ def create_app(settings: Settings) -> Litestar:
     jwt_auth = build_jwt_auth(auth_service, jwt_key, settings.token_ttl_s)
     credential_service = CredentialService(CredentialRepo(database), box)
 
-    channels = build_channels(settings.redis_url)
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    channels = build_channels(redis)
     task_repo = TaskRepo(database)
     bus = TaskEventBus(database, TaskEventRepo(database), channels)
     runtime = ContainerRuntime(docker_engine)
@@ -178,6 +175,8 @@ def create_app(settings: Settings) -> Litestar:
             stack.push_async_callback(background.close)
             # Entered here rather than registered as a plugin: the channels must be up before the
             # supervisor publishes its first event and stay up until it has published its last.
+            if redis is not None:
+                stack.push_async_callback(redis.aclose)
             await stack.enter_async_context(channels)
             await auth_service.ensure_first_admin(settings.bootstrap_admin)
             if auth_service.setup_code:
