@@ -73,8 +73,10 @@ class TaskRepo:
     ) -> TaskRecord | None:
         """Move to status `to` only from one of `allowed_from`; None if the task was elsewhere.
 
-        `changes` may set: pending_prompt (or clear it with None via clear_pending=True), started_at
-        ('now'), finished_at ('now' or None), base_commit, head_commit, session_id, and add usage.
+        `error` replaces the task's error (None clears it). `changes` may hold: pending_prompt (set,
+        or cleared with None), started=True (started_at, once), finished=True (finished_at now),
+        reopened=True (finished_at cleared), base_commit / head_commit / session_id (kept when
+        None), and turns, cost_usd and token counts to add to the totals.
         """
         row = await self._x(conn).fetchrow(
             f"""UPDATE tasks SET
