@@ -13,11 +13,11 @@ from uuid import UUID
 
 import structlog
 
+from aicode.agents.claude import AgentTurn, ClaudeDriver, ClaudeStreamParser
+from aicode.agents.events import TurnOutcome
+from aicode.agents.lines import LineSplitter
 from aicode.auth.repo import UserRepo
 from aicode.background import BackgroundTasks
-from aicode.agents.claude import AgentTurn, ClaudeDriver, ClaudeStreamParser
-from aicode.agents.events import AgentEvent, TurnOutcome
-from aicode.agents.lines import LineSplitter
 from aicode.containers.policy import ContainerSpec, Mount
 from aicode.containers.runtime import STDERR, ContainerError, ContainerRuntime, ExecResult
 from aicode.credentials.service import CredentialService

@@ -6,9 +6,9 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
-from litestar import Controller, Request, delete, get, patch, post
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from aicode.auth.models import UserRecord
