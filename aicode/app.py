@@ -27,6 +27,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from aicode import __version__
 from aicode.auth.controller import AdminUserController, AuthController, MeController, TokenController
+from aicode.auth.csrf import build_csrf_middleware
 from aicode.auth.repo import RevokedJwtRepo, TokenRepo, UserRepo
 from aicode.auth.security import build_jwt_auth
 from aicode.auth.service import AuthService
@@ -36,7 +37,7 @@ from aicode.containers.runtime import ContainerRuntime
 from aicode.credentials.controller import CredentialController
 from aicode.credentials.repo import CredentialRepo
 from aicode.credentials.service import CredentialService
-from aicode.crypto import SecretBox, jwt_signing_key, load_or_create_secret_key
+from aicode.crypto import SecretBox, csrf_signing_key, jwt_signing_key, load_or_create_secret_key
 from aicode.db.connect import database_url
 from aicode.db.migrations import apply_migrations
 from aicode.db.pool import Database
@@ -50,6 +51,7 @@ from aicode.tasks.repo import TaskEventRepo, TaskRepo
 from aicode.tasks.runner import RunnerConfig, TaskRunner
 from aicode.tasks.service import TaskService
 from aicode.tasks.supervisor import TaskSupervisor
+from aicode.web import template_config, web_route_handlers
 from aicode.workspaces.controller import WorkspaceController
 from aicode.workspaces.repo import WorkspaceRepo
 from aicode.workspaces.service import WorkspaceService
@@ -187,6 +189,12 @@ def create_app(settings: Settings) -> Litestar:
             log.info("server.started", version=__version__, embedded_database=settings.database_url is None)
             yield
 
+    def add_csrf(config: AppConfig) -> AppConfig:
+        # Appended after the auth middleware, so it runs inside it: a request without credentials gets
+        # its 401 rather than a CSRF 403.
+        config.middleware.append(build_csrf_middleware(csrf_signing_key(secret_key)))
+        return config
+
     def add_request_log(config: AppConfig) -> AppConfig:
         # Registered after the auth hook and inserted first, so it wraps authentication too:
         # refused requests are logged with their request id like any other.
@@ -197,9 +205,10 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             HealthController, AuthController, MeController, TokenController, AdminUserController,
             WorkspaceController, CredentialController, TaskController, TaskStreamController,
+            *web_route_handlers(),
         ],
         lifespan=[lifespan],
-        on_app_init=[jwt_auth.on_app_init, add_request_log],
+        on_app_init=[jwt_auth.on_app_init, add_csrf, add_request_log],
         dependencies={
             "auth_service": Provide(lambda: auth_service, sync_to_thread=False),
             "workspace_service": Provide(lambda: workspace_service, sync_to_thread=False),
@@ -212,6 +221,7 @@ def create_app(settings: Settings) -> Litestar:
                      "background": background, "settings": settings, "supervisor": supervisor,
                      "task_service": task_service}),
         exception_handlers={AicodeError: _domain_error, Exception: _unexpected_error},
+        template_config=template_config(),
         openapi_config=OpenAPIConfig(title="aicode", version=__version__, path="/schema"),
         request_max_body_size=MAX_REQUEST_BODY_BYTES,
         logging_config=None,

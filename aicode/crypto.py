@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-__all__ = ["SecretBox", "jwt_signing_key", "load_or_create_secret_key"]
+__all__ = ["SecretBox", "csrf_signing_key", "jwt_signing_key", "load_or_create_secret_key"]
 
 _KEY_FILE = "secret_key"
 
@@ -59,3 +59,8 @@ class SecretBox:
 def jwt_signing_key(secret_key: str) -> str:
     """A key for signing JWTs, separate from the encryption key though both come from one secret."""
     return base64.urlsafe_b64encode(_derive(secret_key, b"jwt-signing")).decode()
+
+
+def csrf_signing_key(secret_key: str) -> str:
+    """A key for signing CSRF tokens, independent of the JWT and encryption keys."""
+    return base64.urlsafe_b64encode(_derive(secret_key, b"csrf-signing")).decode()

@@ -1,4 +1,8 @@
-"""Request authentication: Litestar's JWT auth, extended to accept personal API tokens too."""
+"""Request authentication: Litestar's JWT cookie auth, extended to accept personal API tokens too.
+
+Scripts send `Authorization: Bearer <jwt or aic_…>`; browsers carry the JWT in an HttpOnly session cookie.
+A request with the header is judged by the header alone, so a stale cookie never masks a bad token.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +11,30 @@ from typing import Any
 
 import structlog
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException
 from litestar.middleware.authentication import AuthenticationResult
-from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
+from litestar.security.jwt import JWTCookieAuth, JWTCookieAuthenticationMiddleware, Token
 
 from aicode.auth.models import ApiTokenAuth, UserRecord
 from aicode.auth.service import API_TOKEN_PREFIX, JWT_ALGORITHM, AuthService
 
-__all__ = ["build_jwt_auth"]
+__all__ = ["PUBLIC_PATHS", "SESSION_COOKIE", "build_jwt_auth"]
 
 log = structlog.get_logger(__name__)
 
 # Paths that answer without credentials (their handlers also opt out with exclude_from_auth).
-PUBLIC_PATHS = ["^/schema", "^/healthz$", "^/readyz$", "^/metrics$"]
+PUBLIC_PATHS = ["^/schema", "^/healthz$", "^/readyz$", "^/metrics$", "^/static/"]
+# The browser session: a JWT in an HttpOnly, SameSite=Lax cookie set by the sign-in page.
+SESSION_COOKIE = "aicode_session"
 
 
-class TokenAuthenticationMiddleware(JWTAuthenticationMiddleware):
-    """Accepts `Bearer <jwt>` and `Bearer aic_…` (an API token) in one header; logs every refusal."""
+class TokenAuthenticationMiddleware(JWTCookieAuthenticationMiddleware):
+    """Accepts `Bearer <jwt>` and `Bearer aic_…` (an API token) in one header, or the session cookie; logs refusals."""
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        if self.auth_header not in connection.headers:
+            return await self._authenticate_cookie(connection)
         scheme, _, credential = connection.headers.get(self.auth_header, "").partition(" ")
         if scheme.lower() != "bearer" or not credential.strip():
             raise NotAuthorizedException("authentication required: send 'Authorization: Bearer <token>'")
@@ -35,6 +44,20 @@ class TokenAuthenticationMiddleware(JWTAuthenticationMiddleware):
             # The credential itself is never logged, only why it was refused.
             log.warning("auth.rejected", reason=exc.detail, path=connection.url.path,
                         kind="api_token" if credential.startswith(API_TOKEN_PREFIX) else "jwt")
+            raise
+
+    async def _authenticate_cookie(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        """The browser path: a session JWT (never an API token) from the cookie."""
+        cookie = connection.cookies.get(self.auth_cookie_key, "")
+        if not cookie or cookie.startswith(API_TOKEN_PREFIX):
+            raise NotAuthorizedException("authentication required: send 'Authorization: Bearer <token>' or sign in")
+        if connection.scope["type"] == ScopeType.WEBSOCKET and not _same_origin(connection):
+            # Browsers send cookies on cross-site WebSocket handshakes and CSRF tokens do not cover them.
+            raise NotAuthorizedException("cross-origin WebSocket refused")
+        try:
+            return await super().authenticate_token(encoded_token=cookie, connection=connection)
+        except NotAuthorizedException as exc:
+            log.warning("auth.rejected", reason=exc.detail, path=connection.url.path, kind="session_cookie")
             raise
 
     async def authenticate_token(
@@ -50,8 +73,16 @@ class TokenAuthenticationMiddleware(JWTAuthenticationMiddleware):
         return AuthenticationResult(user=user, auth=ApiTokenAuth(token_id=token_id))
 
 
-def build_jwt_auth(auth: AuthService, jwt_key: str, token_ttl_s: int) -> JWTAuth[UserRecord, Token]:
-    """The app's authentication config: JWTs signed with the server key, plus API tokens."""
+def _same_origin(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """True when the Origin header (sent by every browser) names the host the request went to."""
+    origin = connection.headers.get("origin")
+    if origin is None:
+        return True  # not a browser: no ambient cookie to abuse
+    return origin.partition("://")[2].rstrip("/") == connection.headers.get("host", "")
+
+
+def build_jwt_auth(auth: AuthService, jwt_key: str, token_ttl_s: int) -> JWTCookieAuth[UserRecord, Token]:
+    """The app's authentication config: JWTs signed with the server key (header or cookie), plus API tokens."""
 
     async def retrieve_user(token: Token, _: ASGIConnection[Any, Any, Any, Any]) -> UserRecord | None:
         return await auth.user_for_jwt(token)
@@ -59,7 +90,7 @@ def build_jwt_auth(auth: AuthService, jwt_key: str, token_ttl_s: int) -> JWTAuth
     async def is_revoked(token: Token, _: ASGIConnection[Any, Any, Any, Any]) -> bool:
         return await auth.is_jwt_revoked(token)
 
-    return JWTAuth[UserRecord, Token](
+    return JWTCookieAuth[UserRecord, Token](
         token_secret=jwt_key,
         algorithm=JWT_ALGORITHM,
         retrieve_user_handler=retrieve_user,
@@ -68,5 +99,7 @@ def build_jwt_auth(auth: AuthService, jwt_key: str, token_ttl_s: int) -> JWTAuth
         default_token_expiration=timedelta(seconds=token_ttl_s),
         require_claims=["exp", "sub", "jti"],
         exclude=PUBLIC_PATHS,
+        key=SESSION_COOKIE,
+        samesite="lax",
         description="A JWT from POST /api/auth/login, or a personal API token (aic_…) from POST /api/tokens.",
     )

@@ -204,9 +204,11 @@ class TaskRunner:
             ended_by = None if reader in done else (stop.reason or "cancelled") if stopper in done else "timeout"
             if ended_by is not None:
                 await self._runtime.kill(container_id)
-                with contextlib.suppress(TimeoutError):
+                # A reader that fails because the container was killed under it (a cancel right as the
+                # agent starts) is expected: the turn ended the way `ended_by` says, not by that error.
+                with contextlib.suppress(TimeoutError, ContainerError):
                     await asyncio.wait_for(asyncio.shield(reader), _KILL_GRACE_S)
-            if reader.done() and reader.exception() is not None:
+            if ended_by is None and reader.done() and reader.exception() is not None:
                 exc = reader.exception()
                 raise TurnFailure(str(exc)) if isinstance(exc, ContainerError) else exc  # type: ignore[misc]
             return tail.decode(errors="replace"), ended_by

@@ -1,0 +1,81 @@
+"""The admin page: create users, disable or enable them, reset passwords. Members get a 403."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_303_SEE_OTHER
+
+from aicode.auth.guards import requires_admin
+from aicode.auth.models import UserRecord
+from aicode.auth.schemas import UserCreate, UserUpdate
+from aicode.auth.service import AuthService
+from aicode.errors import AicodeError, InvalidInputError
+from aicode.web.forms import form_values, parse_form
+from aicode.web.templating import page
+
+__all__ = ["AdminPages"]
+
+_DONE = {
+    "created": "User created.",
+    "disabled": "User disabled: their sessions and tokens stop working at once.",
+    "enabled": "User enabled.",
+    "password": "Password reset.",
+}
+
+
+class AdminPages(Controller):
+    path = "/admin"
+    guards = [requires_admin]
+    include_in_schema = False
+
+    @get("/")
+    async def users(self, auth_service: NamedDependency[AuthService], done: FromQuery[str | None] = None) -> Template:
+        return await self._render(auth_service, notice=_DONE.get(done or ""))
+
+    @post("/users")
+    async def create_user(self, request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService]
+                          ) -> Response[Any]:
+        form = await request.form()
+        values: dict[str, Any] = await form_values(request, ("username",))
+        values["password"] = str(form.get("password", ""))
+        values["admin"] = form.get("admin") == "on"
+        try:
+            data = parse_form(values, UserCreate)
+            await auth_service.create_user(data.username, data.password, admin=data.admin)
+        except AicodeError as exc:
+            return await self._render(auth_service, status_code=exc.status_code, create_error=exc.detail,
+                                      username=values.get("username", ""))
+        return Redirect("/admin?done=created", status_code=HTTP_303_SEE_OTHER)
+
+    @post("/users/{user_id:uuid}")
+    async def change_user(
+        self, user_id: FromPath[UUID], request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService]
+    ) -> Response[Any]:
+        """One of: disable, enable, or set a new password (the `action` field says which)."""
+        form = await request.form()
+        action = str(form.get("action", ""))
+        try:
+            if action in ("disable", "enable"):
+                update = UserUpdate(disabled=action == "disable")
+            elif action == "password":
+                update = parse_form({"password": str(form.get("password", ""))}, UserUpdate)
+            else:
+                raise InvalidInputError("unknown action")
+            await auth_service.update_user(request.user, user_id, disabled=update.disabled,
+                                           password=update.password, admin=None)
+        except AicodeError as exc:
+            return await self._render(auth_service, status_code=exc.status_code, change_error=exc.detail,
+                                      change_user=user_id)
+        done = "disabled" if action == "disable" else "enabled" if action == "enable" else "password"
+        return Redirect(f"/admin?done={done}", status_code=HTTP_303_SEE_OTHER)
+
+    @staticmethod
+    async def _render(auth_service: AuthService, *, status_code: int = 200, **context: Any) -> Template:
+        users = sorted(await auth_service.list_users(), key=lambda user: user.username.lower())
+        return page("admin.html", status_code=status_code, nav="admin", users=users, **context)

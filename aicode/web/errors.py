@@ -1,0 +1,56 @@
+"""How the pages fail: a signed-out visitor goes to the sign-in page, every other error is an HTML page."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException
+from litestar.response import Redirect
+from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_500_INTERNAL_SERVER_ERROR
+
+from aicode.errors import AicodeError
+from aicode.web.templating import page
+
+__all__ = ["PAGE_EXCEPTION_HANDLERS", "safe_next"]
+
+log = structlog.get_logger(__name__)
+
+_TITLES = {400: "That did not work", 401: "Sign in", 403: "Not allowed", 404: "Not found", 409: "Not now"}
+
+
+def safe_next(target: str | None) -> str:
+    """A local path to return to after signing in; anything else (another site, `//host`) becomes `/`."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _to_sign_in(request: Request[Any, Any, Any], _: Exception) -> Response[Any]:
+    # Back to the page after signing in; a form post whose session had expired cannot be replayed
+    # as a GET, so it goes back to the overview instead.
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    target = safe_next(here) if request.method == "GET" else "/"
+    return Redirect(f"/login?next={quote(target, safe='/')}", status_code=HTTP_303_SEE_OTHER)
+
+
+def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, (HTTPException, AicodeError)):
+        status, detail = exc.status_code, exc.detail
+    else:
+        log.error("page.unhandled_error", path=request.url.path, exc_info=exc)
+        status, detail = HTTP_500_INTERNAL_SERVER_ERROR, "Something went wrong on the server; its log has the details."
+    if status == 403 and "CSRF" in detail:
+        detail = "This form has expired or did not come from this site. Reload the page and try again."
+    title = _TITLES.get(status, "Server error" if status >= 500 else "That did not work")
+    return page("error.html", status_code=status, title=title, detail=detail, status=status)
+
+
+PAGE_EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    NotAuthorizedException: _to_sign_in,
+    HTTPException: _error_page,
+    AicodeError: _error_page,
+    Exception: _error_page,
+}

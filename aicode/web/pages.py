@@ -1,0 +1,58 @@
+"""The overview (running now, queue, recent tasks, 30-day usage chart) and the live task page."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from litestar import Controller, Request, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from litestar.response import Template
+
+from aicode.auth.models import UserRecord
+from aicode.errors import NotFoundError
+from aicode.tasks.models import TERMINAL_STATUSES
+from aicode.tasks.service import TaskService
+from aicode.web.charts import usage_chart
+from aicode.web.repo import DashboardRepo
+from aicode.web.templating import page
+
+__all__ = ["OverviewPages", "TaskPages"]
+
+USAGE_DAYS = 30
+RECENT_TASKS = 12
+
+
+class OverviewPages(Controller):
+    include_in_schema = False
+
+    @get("/")
+    async def overview(self, request: Request[UserRecord, Any, Any], dashboard: NamedDependency[DashboardRepo]
+                       ) -> Template:
+        viewer = None if request.user.is_admin else request.user.id
+        supervisor = request.app.state.supervisor
+        return page(
+            "overview.html", nav="overview",
+            running=await dashboard.recent(viewer, limit=50, status="running"),
+            recent=await dashboard.recent(viewer, limit=RECENT_TASKS),
+            chart=usage_chart(await dashboard.usage(viewer, days=USAGE_DAYS)), usage_days=USAGE_DAYS,
+            queued=supervisor.queued, slots_busy=supervisor.running,
+            slots=request.app.state.settings.max_concurrent_tasks,
+        )
+
+
+class TaskPages(Controller):
+    include_in_schema = False
+
+    @get("/tasks/{task_id:uuid}")
+    async def task(
+        self, task_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
+        task_service: NamedDependency[TaskService], dashboard: NamedDependency[DashboardRepo],
+    ) -> Template:
+        """The page's frame; static/task.js fills in the event feed, live stats and the diff."""
+        task = await task_service.get(request.user, task_id)
+        row = await dashboard.one(task.id)
+        if row is None:
+            raise NotFoundError(f"no task with id {task_id}")
+        return page("task.html", nav="workspaces", task=task, row=row, terminal=task.status in TERMINAL_STATUSES)

@@ -1,0 +1,122 @@
+"""SQL behind the pages: task lists with their workspace and author, and 30-day usage per workspace.
+
+Every query takes `viewer_id`: the tasks a member may see are theirs and those in workspaces they
+own (the same rule as `TaskRepo.list_visible`); None means an admin, who sees everything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from aicode.db.pool import Database
+
+__all__ = ["DashboardRepo", "TaskFilter", "TaskRow", "WorkspaceUsage"]
+
+_ROW_COLUMNS = """t.id, t.workspace_id, w.name AS workspace_name, u.username, t.status, t.prompt, t.cost_usd,
+    t.input_tokens, t.output_tokens, t.created_at, t.started_at, t.finished_at"""
+_FROM_VISIBLE = """FROM tasks t JOIN workspaces w ON w.id = t.workspace_id JOIN users u ON u.id = t.user_id
+    WHERE ($1::uuid IS NULL OR t.user_id = $1 OR w.owner_id = $1)"""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    """A task as a list shows it: with its workspace's name and its author's username."""
+
+    id: UUID
+    workspace_id: UUID
+    workspace_name: str
+    username: str
+    status: str
+    prompt: str
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilter:
+    """The workspace page's filters; None or empty means "any"."""
+
+    status: str | None = None
+    username: str | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceUsage:
+    workspace_id: UUID
+    name: str
+    tasks: int
+    cost_usd: float
+
+
+def _rows(records: list[asyncpg.Record]) -> list[TaskRow]:
+    return [TaskRow(**dict(record)) for record in records]
+
+
+def _like(text: str) -> str:
+    """An ILIKE pattern matching `text` literally anywhere."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class DashboardRepo:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def recent(self, viewer_id: UUID | None, *, limit: int, status: str | None = None) -> list[TaskRow]:
+        """The newest tasks the viewer may see, optionally only those in one status."""
+        records = await self._db.pool.fetch(
+            f"""SELECT {_ROW_COLUMNS} {_FROM_VISIBLE} AND ($2::text IS NULL OR t.status = $2)
+                ORDER BY t.created_at DESC, t.id LIMIT $3""",
+            viewer_id, status, limit,
+        )
+        return _rows(records)
+
+    async def one(self, task_id: UUID) -> TaskRow | None:
+        """One task with its names; the caller has already checked that the viewer may see it."""
+        record = await self._db.pool.fetchrow(
+            f"""SELECT {_ROW_COLUMNS} {_FROM_VISIBLE} AND t.id = $2""", None, task_id,
+        )
+        return None if record is None else TaskRow(**dict(record))
+
+    async def in_workspace(
+        self, viewer_id: UUID | None, workspace_id: UUID, found: TaskFilter, *, limit: int
+    ) -> list[TaskRow]:
+        """One workspace's tasks, newest first, narrowed by status, author and prompt text."""
+        records = await self._db.pool.fetch(
+            f"""SELECT {_ROW_COLUMNS} {_FROM_VISIBLE} AND t.workspace_id = $2
+                  AND ($3::text IS NULL OR t.status = $3)
+                  AND ($4::text IS NULL OR lower(u.username) = lower($4))
+                  AND ($5::text IS NULL OR t.prompt ILIKE $5)
+                ORDER BY t.created_at DESC, t.id LIMIT $6""",
+            viewer_id, workspace_id, found.status or None, found.username or None,
+            _like(found.text) if found.text else None, limit,
+        )
+        return _rows(records)
+
+    async def authors(self, viewer_id: UUID | None, workspace_id: UUID) -> list[str]:
+        """Who has submitted tasks in the workspace (that the viewer may see), for the "who" filter."""
+        records = await self._db.pool.fetch(
+            f"""SELECT DISTINCT u.username {_FROM_VISIBLE} AND t.workspace_id = $2 ORDER BY u.username""",
+            viewer_id, workspace_id,
+        )
+        return [record["username"] for record in records]
+
+    async def usage(self, viewer_id: UUID | None, *, days: int) -> list[WorkspaceUsage]:
+        """Task count and cost per workspace over the last `days` days, busiest first."""
+        records = await self._db.pool.fetch(
+            f"""SELECT t.workspace_id, w.name, count(*)::int AS tasks, coalesce(sum(t.cost_usd), 0) AS cost_usd
+                {_FROM_VISIBLE} AND t.created_at >= now() - make_interval(days => $2)
+                GROUP BY t.workspace_id, w.name ORDER BY cost_usd DESC, tasks DESC, w.name""",
+            viewer_id, days,
+        )
+        return [WorkspaceUsage(workspace_id=r["workspace_id"], name=r["name"], tasks=r["tasks"],
+                               cost_usd=float(r["cost_usd"])) for r in records]

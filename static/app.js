@@ -1,0 +1,102 @@
+/* Shared page behaviour: API calls with the CSRF token, confirmations, copy buttons, keyboard
+ * shortcuts, and watching a cloning workspace until it is ready. No inline scripts anywhere: the
+ * Content-Security-Policy forbids them, so pages opt in through data- attributes.
+ */
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
+  // The API's error answers are {status_code, detail}; reject with the detail as the message.
+  function check(response) {
+    if (response.status === 401) {
+      window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname));
+    }
+    var isJson = (response.headers.get("content-type") || "").indexOf("application/json") === 0;
+    var body = isJson ? response.json() : response.text();
+    return body.then(function (data) {
+      if (response.ok) return data;
+      var detail = data && data.detail ? data.detail : response.status + " " + response.statusText;
+      throw new Error(detail);
+    });
+  }
+
+  function getJSON(url) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(check);
+  }
+
+  // A state-changing call: the session cookie authenticates it, the header proves it came from this page.
+  function send(method, url, body) {
+    var headers = { Accept: "application/json", "X-CSRFToken": csrfToken() };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    return fetch(url, {
+      method: method, credentials: "same-origin", headers: headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    }).then(check);
+  }
+
+  window.aicode = { csrfToken: csrfToken, getJSON: getJSON, send: send };
+
+  function confirmForms() {
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+      });
+    });
+  }
+
+  function copyButtons() {
+    document.querySelectorAll("[data-copy]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        var input = document.querySelector(button.dataset.copy);
+        input.select();
+        var done = function () { button.textContent = "Copied"; };
+        if (navigator.clipboard && window.isSecureContext) {
+          navigator.clipboard.writeText(input.value).then(done);
+        } else if (document.execCommand("copy")) {
+          done();
+        }
+      });
+    });
+  }
+
+  function keyboard() {
+    document.querySelectorAll("textarea[data-ctrl-enter]").forEach(function (area) {
+      area.addEventListener("keydown", function (event) {
+        if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && area.form) {
+          event.preventDefault();
+          area.form.requestSubmit();
+        }
+      });
+    });
+    document.querySelectorAll("form[data-submit-once]").forEach(function (form) {
+      form.addEventListener("submit", function () {
+        form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = true; });
+      });
+    });
+  }
+
+  // A workspace shown as cloning reloads the page once the clone has finished (ready or error).
+  function watchCloning() {
+    var cloning = document.querySelectorAll('[data-workspace-status="cloning"]');
+    cloning.forEach(function (node) {
+      var poll = function () {
+        getJSON("/api/workspaces/" + node.dataset.workspaceId).then(function (ws) {
+          if (ws.status !== "cloning") window.location.reload();
+          else setTimeout(poll, 1000);
+        }).catch(function () { setTimeout(poll, 5000); });
+      };
+      setTimeout(poll, 1000);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    confirmForms();
+    copyButtons();
+    keyboard();
+    watchCloning();
+  });
+})();

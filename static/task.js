@@ -1,0 +1,264 @@
+/* The live task page: the event feed (latest events first, earlier on demand), a live stream that
+ * resumes where it left off after a drop, the counters at the top, follow-up, cancel and the diff.
+ */
+(function () {
+  "use strict";
+
+  var TERMINAL = ["succeeded", "failed", "cancelled", "interrupted"];
+  var PAGE = 200;
+  var root = document.getElementById("task");
+  if (!root) return;
+
+  var api = "/api/tasks/" + root.dataset.taskId;
+  var feed = document.getElementById("feed");
+  var $ = function (selector) { return root.querySelector(selector); };
+  var state = {
+    status: root.dataset.status, first: null, last: 0, source: null, calls: new Map(), queue: Promise.resolve(),
+    retries: 0, reconnectTimer: null, refreshTimer: null, head: root.dataset.headCommit || "",
+    startedAt: root.dataset.startedAt ? new Date(root.dataset.startedAt) : null,
+    finishedAt: root.dataset.finishedAt ? new Date(root.dataset.finishedAt) : null,
+  };
+
+  function isTerminal(status) { return TERMINAL.indexOf(status) >= 0; }
+
+  // -- the counters and the status -------------------------------------------------------------
+
+  function count(n) {
+    n = Number(n || 0);
+    if (n >= 1000000) return (n / 1000000).toFixed(1) + "M";
+    return n >= 10000 ? (n / 1000).toFixed(1) + "k" : n.toLocaleString("en-US");
+  }
+
+  function money(value) {
+    value = Number(value || 0);
+    return value > 0 && value < 1 ? "$" + value.toFixed(4) : "$" + value.toFixed(2);
+  }
+
+  function elapsed() {
+    if (!state.startedAt) return "\u2014";
+    var s = Math.max(0, Math.floor(((state.finishedAt || new Date()) - state.startedAt) / 1000));
+    if (s < 60) return s + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min " + (s % 60) + " s";
+    return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+  }
+
+  function setLive(mode) {
+    var live = $("[data-live]");
+    var labels = { connecting: "Connecting\u2026", live: "Live", reconnecting: "Reconnecting\u2026", ended: "Ended" };
+    live.dataset.state = mode;
+    live.textContent = labels[mode];
+  }
+
+  function setStatus(status) {
+    state.status = status;
+    root.dataset.status = status;
+    var badge = $("[data-field=status] .badge");
+    badge.className = "badge badge-" + status;
+    badge.textContent = status;
+    $("[data-cancel]").hidden = isTerminal(status);
+    $("[data-follow-up] button[type=submit]").disabled = !isTerminal(status);
+    $("[data-follow-hint]").textContent = isTerminal(status) ? "" : "Available once this turn ends.";
+  }
+
+  // Takes the task's counters from GET /api/tasks/{id} (the source of truth for totals).
+  function applyTask(task) {
+    setStatus(task.status);
+    state.startedAt = task.started_at ? new Date(task.started_at) : null;
+    state.finishedAt = task.finished_at && isTerminal(task.status) ? new Date(task.finished_at) : null;
+    $("[data-field=elapsed]").textContent = elapsed();
+    $("[data-field=tokens]").textContent = count(task.input_tokens) + " / " + count(task.output_tokens);
+    $("[data-field=cost]").textContent = money(task.cost_usd);
+    $("[data-field=turns]").textContent = String(task.turns);
+    var error = $("[data-field=error]");
+    error.textContent = task.error || "";
+    error.hidden = !task.error;
+    if (task.head_commit && task.head_commit !== state.head) {
+      state.head = task.head_commit;
+      loadDiff();
+    }
+    return task;
+  }
+
+  function refreshTask() {
+    return window.aicode.getJSON(api).then(applyTask);
+  }
+
+  function refreshSoon() {
+    clearTimeout(state.refreshTimer);
+    state.refreshTimer = setTimeout(function () { refreshTask().catch(function () {}); }, 250);
+  }
+
+  // -- the feed --------------------------------------------------------------------------------
+
+  function nearBottom() {
+    return feed.scrollHeight - feed.scrollTop - feed.clientHeight < 80;
+  }
+
+  function append(ev) {
+    var follow = nearBottom();
+    var node = window.aicodeFeed.render(ev, state.calls);
+    if (node) feed.appendChild(node);
+    state.last = ev.seq;
+    if (state.first === null) state.first = ev.seq;
+    if (follow) feed.scrollTop = feed.scrollHeight;
+    if (["usage", "turn.completed", "git.commit", "task.status", "agent.started"].indexOf(ev.type) >= 0) refreshSoon();
+    if (ev.type === "task.status") {
+      setStatus(ev.data.status);
+      if (isTerminal(ev.data.status)) endStream();
+    }
+  }
+
+  // In seq order, once each: a replayed event is skipped, a gap is filled from the JSON API first.
+  function ingest(ev) {
+    if (ev.seq <= state.last) return Promise.resolve();
+    var fill = Promise.resolve([]);
+    if (ev.seq > state.last + 1) {
+      fill = window.aicode.getJSON(api + "/events?after=" + state.last + "&before=" + ev.seq + "&limit=5000");
+    }
+    return fill.then(function (missing) {
+      missing.forEach(function (earlier) { if (earlier.seq > state.last) append(earlier); });
+      if (ev.seq > state.last) append(ev);
+    });
+  }
+
+  function enqueue(ev) {
+    state.queue = state.queue.then(function () { return ingest(ev); }).catch(function (err) {
+      console.error("aicode: could not show event", err);
+    });
+  }
+
+  function loadEarlier() {
+    var button = $("[data-load-earlier]");
+    button.disabled = true;
+    return window.aicode.getJSON(api + "/events?last=" + PAGE + "&before=" + state.first).then(function (events) {
+      var chunk = document.createDocumentFragment();
+      events.forEach(function (ev) {
+        var node = window.aicodeFeed.render(ev, state.calls);
+        if (node) chunk.appendChild(node);
+      });
+      var height = feed.scrollHeight;
+      feed.insertBefore(chunk, feed.querySelector(".ev[data-seq]"));
+      feed.scrollTop += feed.scrollHeight - height;
+      if (events.length) state.first = events[0].seq;
+      button.hidden = !(state.first > 1);
+    }).finally(function () { button.disabled = false; });
+  }
+
+  // -- the live stream -------------------------------------------------------------------------
+
+  function openStream() {
+    if (state.source) return;
+    clearTimeout(state.reconnectTimer);
+    setLive(state.retries ? "reconnecting" : "connecting");
+    // `after` covers a fresh connection; the browser's own reconnects send Last-Event-ID instead.
+    var source = new EventSource(api + "/events?after=" + state.last);
+    state.source = source;
+    source.onopen = function () { state.retries = 0; setLive("live"); };
+    window.aicodeFeed.types.forEach(function (type) {
+      source.addEventListener(type, function (message) { enqueue(JSON.parse(message.data)); });
+    });
+    source.onerror = function () { streamTrouble(source); };
+  }
+
+  // The stream broke or ended: stop if the task is over and shown in full, else reconnect.
+  function streamTrouble(source) {
+    if (source !== state.source) return;
+    setLive("reconnecting");
+    state.queue.then(refreshTask).then(function (task) {
+      if (isTerminal(task.status) && task.last_seq <= state.last) {
+        endStream();
+      } else if (source.readyState === EventSource.CLOSED) {
+        state.source = null; // the browser gave up (an HTTP error): retry with backoff ourselves
+        var delay = Math.min(10000, 1000 * Math.pow(2, state.retries++));
+        state.reconnectTimer = setTimeout(openStream, delay);
+      }
+    }).catch(function () {
+      if (source.readyState === EventSource.CLOSED) {
+        state.source = null;
+        state.reconnectTimer = setTimeout(openStream, Math.min(10000, 1000 * Math.pow(2, state.retries++)));
+      }
+    });
+  }
+
+  function endStream() {
+    if (state.source) state.source.close();
+    state.source = null;
+    clearTimeout(state.reconnectTimer);
+    setLive("ended");
+  }
+
+  // -- actions ---------------------------------------------------------------------------------
+
+  function showError(selector, message) {
+    var node = $(selector);
+    node.textContent = message || "";
+    node.hidden = !message;
+  }
+
+  function followUp(event) {
+    event.preventDefault();
+    var form = event.currentTarget;
+    var prompt = form.elements.prompt.value.trim();
+    if (!prompt) return;
+    var button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    showError("[data-follow-error]", "");
+    window.aicode.send("POST", api + "/messages", { prompt: prompt }).then(function (task) {
+      form.elements.prompt.value = "";
+      state.finishedAt = null;
+      applyTask(task);
+      openStream();
+    }).catch(function (err) {
+      button.disabled = !isTerminal(state.status);
+      showError("[data-follow-error]", err.message);
+    });
+  }
+
+  function askCancel() {
+    showError("[data-cancel-error]", "");
+    document.getElementById("cancel-dialog").showModal();
+  }
+
+  function cancelClosed(event) {
+    if (event.currentTarget.returnValue !== "cancel") return;
+    window.aicode.send("POST", api + "/cancel").then(applyTask).catch(function (err) {
+      showError("[data-field=error]", "Could not cancel: " + err.message);
+    });
+  }
+
+  function loadDiff() {
+    var rootNode = $("[data-diff-root]");
+    return Promise.all([
+      window.aicode.getJSON(api + "/files"),
+      fetch(api + "/diff", { credentials: "same-origin" }).then(function (r) { return r.text(); }),
+    ]).then(function (parts) {
+      var files = parts[0];
+      var add = 0;
+      var del = 0;
+      files.forEach(function (f) { add += f.additions; del += f.deletions; });
+      $("[data-diff-summary]").textContent = files.length ?
+        files.length + (files.length === 1 ? " file" : " files") + " \u00b7 +" + add + " \u2212" + del : "";
+      window.aicodeDiff.render(rootNode, files, parts[1]);
+    });
+  }
+
+  // -- start -----------------------------------------------------------------------------------
+
+  function start() {
+    $("[data-follow-up]").addEventListener("submit", followUp);
+    $("[data-cancel]").addEventListener("click", askCancel);
+    document.getElementById("cancel-dialog").addEventListener("close", cancelClosed);
+    $("[data-load-earlier]").addEventListener("click", loadEarlier);
+    setInterval(function () { $("[data-field=elapsed]").textContent = elapsed(); }, 1000);
+    window.aicode.getJSON(api + "/events?last=" + PAGE).then(function (events) {
+      events.forEach(append);
+      $("[data-load-earlier]").hidden = !(state.first > 1);
+      $("[data-feed-loading]").hidden = true;
+      feed.scrollTop = feed.scrollHeight;
+      if (isTerminal(state.status)) setLive("ended"); else openStream();
+    });
+    if (state.head) loadDiff();
+  }
+
+  document.addEventListener("DOMContentLoaded", start);
+})();

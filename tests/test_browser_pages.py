@@ -1,0 +1,170 @@
+"""The other pages in a real Chromium: overview with its chart, task filters, settings, admin, phone width."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, expect
+
+from tests.browser_support import (
+    TERMINAL,
+    LiveServer,
+    Session,
+    api_headers,
+    make_member,
+    new_session,
+    ready_workspace,
+    screenshot,
+    sign_in,
+    wait_for_task,
+)
+
+# The `browser` and `live` fixtures.
+pytest_plugins = ["tests.browser_fixtures"]
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+async def alice(browser: Browser, live: LiveServer) -> Session:
+    session = await new_session(browser, live)
+    await make_member(session.api, "alice")
+    await sign_in(session, "alice", "alice-password")
+    yield session
+    await session.api.aclose()
+    await session.close()
+    assert session.errors == []
+
+
+async def run_tasks(session: Session, repo: Path, prompts: list[str]) -> tuple[dict, list[dict]]:
+    headers = await api_headers(session.api, "alice", "alice-password")
+    workspace = await ready_workspace(session.api, headers, repo)
+    tasks = []
+    for prompt in prompts:
+        created = await session.api.post(f"/api/workspaces/{workspace['id']}/tasks", json={"prompt": prompt},
+                                         headers=headers)
+        tasks.append(await wait_for_task(session.api, headers, created.json()["id"], TERMINAL))
+    return workspace, tasks
+
+
+async def test_the_overview_shows_queue_recent_tasks_and_a_usage_chart(alice: Session, source_repo: Path) -> None:
+    await run_tasks(alice, source_repo, ["@say first", "@write a.txt a", "@api_error 400"])
+    page = alice.page
+    await page.goto("/")
+    await expect(page.get_by_test_id("queue-depth")).to_have_text("0")
+    rows = page.locator(".tasks-table tbody tr")
+    await expect(rows).to_have_count(3)
+    await expect(rows.first.locator("[data-status-badge]")).to_have_text("failed")
+    chart = page.get_by_role("img", name="Tasks and cost per workspace")
+    await expect(chart).to_be_visible()
+    await expect(chart.locator("text.chart-value").first).to_have_text("3 tasks")
+    assert float(await chart.locator("rect.bar-tasks").first.get_attribute("width")) > 0
+    await screenshot(page, "overview")
+
+
+async def test_the_workspace_page_filters_tasks_by_status_author_and_text(alice: Session, source_repo: Path) -> None:
+    workspace, _ = await run_tasks(alice, source_repo, ["@say apples", "@say pears", "@api_error 400"])
+    page = alice.page
+    await page.goto(f"/workspaces/{workspace['id']}")
+    rows = page.locator(".tasks-table tbody tr")
+    await expect(rows).to_have_count(3)
+    await page.get_by_label("Status").select_option("failed")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(rows).to_have_count(1)
+    await page.get_by_role("link", name="Clear").click()
+    await page.get_by_label("Text").fill("pears")
+    await page.get_by_label("Who").select_option("alice")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("@say pears")
+    await page.get_by_label("Text").fill("plums")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page.get_by_text("No tasks match.")).to_be_visible()
+
+
+async def test_settings_keep_the_credential_write_only_and_show_a_token_once(alice: Session) -> None:
+    page = alice.page
+    await page.goto("/settings")
+    await page.get_by_label("Kind").select_option("api_key")
+    await page.get_by_label("Replace with a new key").fill("sk-ant-secret-value-123")
+    await page.get_by_role("button", name="Save credential").click()
+    await expect(page.get_by_role("status")).to_contain_text("Anthropic credential saved")
+    await expect(page.get_by_test_id("credential-status")).to_contain_text("API key")
+    assert "sk-ant-secret-value-123" not in await page.content()
+    await expect(page.get_by_label("Replace with a new key")).to_have_value("")
+    await page.get_by_label("Name").fill("laptop")
+    await page.get_by_role("button", name="Create token").click()
+    token = await page.get_by_test_id("new-token").input_value()
+    assert token.startswith("aic_")
+    await screenshot(page, "settings")
+    me = await alice.api.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200 and me.json()["username"] == "alice"
+    await page.goto("/settings")
+    assert token not in await page.content()
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Revoke").click()
+    await expect(page.get_by_role("status")).to_contain_text("API token revoked")
+    assert (await alice.api.get("/api/me", headers={"Authorization": f"Bearer {token}"})).status_code == 401
+
+
+async def test_admins_manage_users_and_members_are_refused(browser, live: LiveServer) -> None:
+    admin = await new_session(browser, live)
+    try:
+        await make_member(admin.api, "carol")
+        await sign_in(admin)
+        page = admin.page
+        await page.goto("/admin")
+        await page.get_by_label("Username").fill("dave")
+        await page.get_by_label("Password (8+ characters)").fill("dave-password")
+        await page.get_by_role("button", name="Create user").click()
+        await expect(page.get_by_role("status")).to_contain_text("User created")
+        dave = page.locator("tr[data-username=dave]")
+        await dave.get_by_label("New password for dave").fill("dave-new-password")
+        await dave.get_by_role("button", name="Set").click()
+        await expect(page.get_by_role("status")).to_contain_text("Password reset")
+        await api_headers(admin.api, "dave", "dave-new-password")
+        page.once("dialog", lambda dialog: dialog.accept())
+        await page.locator("tr[data-username=dave]").get_by_role("button", name="Disable").click()
+        await expect(page.locator("tr[data-username=dave]")).to_contain_text("disabled")
+        await screenshot(page, "admin")
+        refused = await admin.api.post("/api/auth/login", json={"username": "dave", "password": "dave-new-password"})
+        assert refused.status_code == 401
+        await page.get_by_role("button", name="Sign out").click()
+        await sign_in(admin, "carol", "carol-password")
+        await expect(page.get_by_role("link", name="Admin")).to_have_count(0)
+        response = await page.goto("/admin")
+        assert response is not None and response.status == 403
+        await expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
+    finally:
+        await admin.api.aclose()
+        await admin.close()
+    assert admin.errors == []
+
+
+async def test_pages_fit_a_phone_and_follow_the_dark_color_scheme(browser, live: LiveServer, source_repo: Path
+                                                                  ) -> None:
+    phone = await new_session(browser, live, viewport={"width": 390, "height": 844}, color_scheme="dark",
+                              is_mobile=True, has_touch=True)
+    try:
+        await make_member(phone.api, "alice")
+        await sign_in(phone, "alice", "alice-password")
+        _, tasks = await run_tasks(phone, source_repo, ["@say on a phone\n@write phone.txt small screens"])
+        for name, path in (("overview", "/"), ("workspaces", "/workspaces"), ("task", f"/tasks/{tasks[0]['id']}")):
+            await phone.page.goto(path)
+            if name == "task":
+                await expect(phone.page.locator("[data-diff-root] .diff-file")).to_have_count(1)
+            overflow = await phone.page.evaluate(
+                "() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at phone width"
+            await screenshot(phone.page, f"phone-dark-{name}")
+        background = await phone.page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(14, 17, 22)"
+        # Keyboard: the follow-up box and its button are reachable and labelled.
+        await expect(phone.page.get_by_label("Continue the same session on the same branch")).to_be_editable()
+        await expect(phone.page.get_by_role("button", name="Send follow-up")).to_be_enabled()
+        await expect(phone.page).to_have_url(re.compile(r"/tasks/"))
+    finally:
+        await phone.api.aclose()
+        await phone.close()
+    assert phone.errors == []
