@@ -1,4 +1,4 @@
-"""The `aicode` command: operator commands (serve, migrate, users)."""
+"""The `aicode` command: operator commands (serve, migrate, users) and the client (login, run, logs …)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from aicode import __version__
-from aicode.cli import server, users
+from aicode.cli import client, server, users
 from aicode.settings import SettingsError
 
 __all__ = ["main"]
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     server.register(commands)
     users.register(commands)
+    client.register(commands)
     return parser
 
 

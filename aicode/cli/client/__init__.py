@@ -1,0 +1,17 @@
+"""The `aicode` client commands: talk to an aicode server over its HTTP API (login, run, logs, pull …)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aicode.cli.client import auth_commands, mcp_server, review_commands, task_commands, workspace_commands
+from aicode.cli.client.common import client_options
+
+__all__ = ["register"]
+
+
+def register(commands: Any) -> None:
+    """Add the client commands to the `aicode` parser's subcommands."""
+    options = client_options()
+    for module in (auth_commands, workspace_commands, task_commands, review_commands, mcp_server):
+        module.register(commands, options)
