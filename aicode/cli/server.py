@@ -7,10 +7,6 @@ import asyncio
 import signal
 from typing import Any
 
-import asyncpg
-
-from aicode.db.connect import database_url
-from aicode.db.migrations import apply_migrations
 from aicode.logging import configure_logging
 from aicode.settings import Settings
 
@@ -46,6 +42,11 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_migrate(_: argparse.Namespace) -> int:
+    import asyncpg
+
+    from aicode.db.connect import database_url
+    from aicode.db.migrations import apply_migrations
+
     settings = Settings.from_env()
     configure_logging(settings.log_format, settings.log_level)
 

@@ -10,12 +10,7 @@ from typing import Any
 
 import msgspec
 
-from aicode.auth.repo import RevokedJwtRepo, TokenRepo, UserRepo
 from aicode.auth.schemas import UserCreate
-from aicode.auth.service import AuthService
-from aicode.db.connect import database_url
-from aicode.db.migrations import apply_migrations
-from aicode.db.pool import Database
 from aicode.errors import AicodeError
 from aicode.logging import configure_logging
 from aicode.settings import Settings
@@ -49,6 +44,13 @@ def run_create(args: argparse.Namespace) -> int:
     except (ValueError, msgspec.ValidationError) as exc:
         print(f"aicode: {exc}", file=sys.stderr)
         return 2
+
+    # Imported here: the server side (Litestar, asyncpg, argon2) would slow every client command.
+    from aicode.auth.repo import RevokedJwtRepo, TokenRepo, UserRepo
+    from aicode.auth.service import AuthService
+    from aicode.db.connect import database_url
+    from aicode.db.migrations import apply_migrations
+    from aicode.db.pool import Database
 
     async def create() -> str:
         async with database_url(settings) as url:
