@@ -135,7 +135,8 @@ def create_app(settings: Settings) -> Litestar:
     )
     workspace_service = WorkspaceService(
         WorkspaceRepo(database), box, background,
-        mirrors_dir=settings.data_dir / "mirrors", local_repo_roots=settings.local_repo_roots,
+        mirrors_dir=settings.data_dir / "mirrors", tasks_dir=settings.data_dir / "tasks",
+        local_repo_roots=settings.local_repo_roots,
     )
     jwt_auth = build_jwt_auth(auth_service, jwt_key, settings.token_ttl_s)
     credential_service = CredentialService(CredentialRepo(database), box)

@@ -281,3 +281,26 @@ async def test_another_user_cannot_read_follow_cancel_or_continue_a_task(task_ap
     with await task_app.websocket_connect(f"/ws/tasks/{task['id']}", headers=bob) as socket:
         assert socket.receive_json(timeout=10)["status_code"] == 404
     assert (await task_app.get(base, headers=admin)).status_code == 200
+
+
+async def test_a_workspace_with_a_running_task_cannot_be_deleted(task_app, workspace) -> None:
+    ws, alice = workspace
+    task = await submit(task_app, alice, ws["id"], "@sleep 30")
+    await wait_until(task_app, alice, task["id"], {"running"})
+    response = await task_app.delete(f"/api/workspaces/{ws['id']}", headers=alice)
+    assert response.status_code == 409
+    assert "cancel" in response.json()["detail"]
+    await task_app.post(f"/api/tasks/{task['id']}/cancel", headers=alice)
+    await finished(task_app, alice, task["id"])
+
+
+async def test_deleting_a_workspace_removes_its_tasks_and_their_working_copies(
+    task_app, workspace, task_settings: Settings
+) -> None:
+    ws, alice = workspace
+    task = await finished(task_app, alice, (await submit(task_app, alice, ws["id"], "@write a.txt x"))["id"])
+    task_dir = task_settings.data_dir / "tasks" / task["id"]
+    assert (task_dir / "checkout" / "a.txt").exists()
+    assert (await task_app.delete(f"/api/workspaces/{ws['id']}", headers=alice)).status_code == 204
+    assert (await task_app.get(f"/api/tasks/{task['id']}", headers=alice)).status_code == 404
+    assert not task_dir.exists()

@@ -110,6 +110,20 @@ class WorkspaceRepo:
         )
         return _record(row)
 
-    async def delete(self, workspace_id: UUID) -> bool:
-        status = await self._db.pool.execute("DELETE FROM workspaces WHERE id = $1", workspace_id)
-        return status.endswith(" 1")
+    async def delete_idle(self, workspace_id: UUID) -> list[UUID] | None:
+        """Delete the workspace (its tasks go with it) unless a task of it is queued or running.
+
+        Returns the ids of the deleted tasks, or None when an active task kept the workspace.
+        """
+        async with self._db.transaction() as conn:
+            # Locks the row so no task can be submitted between the check and the delete.
+            await conn.execute("SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE", workspace_id)
+            active = await conn.fetchval(
+                "SELECT count(*) FROM tasks WHERE workspace_id = $1 AND status IN ('queued', 'running')",
+                workspace_id,
+            )
+            if active:
+                return None
+            rows = await conn.fetch("SELECT id FROM tasks WHERE workspace_id = $1", workspace_id)
+            await conn.execute("DELETE FROM workspaces WHERE id = $1", workspace_id)
+        return [row["id"] for row in rows]

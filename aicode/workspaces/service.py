@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -32,12 +33,14 @@ class WorkspaceService:
         background: BackgroundTasks,
         *,
         mirrors_dir: Path,
+        tasks_dir: Path,
         local_repo_roots: tuple[Path, ...],
     ) -> None:
         self._repo = repo
         self._box = box
         self._background = background
         self._mirrors_dir = mirrors_dir
+        self._tasks_dir = tasks_dir
         self._roots = local_repo_roots
         # One clone or fetch at a time per workspace (within this process).
         self._locks: dict[UUID, asyncio.Lock] = {}
@@ -102,11 +105,16 @@ class WorkspaceService:
         return updated
 
     async def delete(self, actor: UserRecord, workspace_id: UUID) -> None:
+        """Delete the workspace, its tasks, its mirror and their working copies (not the remote)."""
         workspace = await self.get(actor, workspace_id)
         async with self._lock(workspace.id):
-            await self._repo.delete(workspace.id)
+            task_ids = await self._repo.delete_idle(workspace.id)
+            if task_ids is None:
+                raise ConflictError("the workspace has queued or running tasks: cancel them first")
             await asyncio.to_thread(remove_mirror, self.mirror_path(workspace.id))
-        log.info("workspace.deleted", workspace_id=str(workspace.id), name=workspace.name)
+            for task_id in task_ids:
+                await asyncio.to_thread(shutil.rmtree, self._tasks_dir / str(task_id), True)
+        log.info("workspace.deleted", workspace_id=str(workspace.id), name=workspace.name, tasks=len(task_ids))
 
     async def sync(self, actor: UserRecord, workspace_id: UUID) -> WorkspaceRecord:
         """Fetch from the remote now (or retry a failed clone) and answer with the outcome."""
