@@ -17,6 +17,7 @@
     retries: 0, reconnectTimer: null, refreshTimer: null, head: root.dataset.headCommit || "",
     startedAt: root.dataset.startedAt ? new Date(root.dataset.startedAt) : null,
     finishedAt: root.dataset.finishedAt ? new Date(root.dataset.finishedAt) : null,
+    task: null, turnUsage: null,
   };
 
   function isTerminal(status) { return TERMINAL.indexOf(status) >= 0; }
@@ -66,8 +67,8 @@
     state.startedAt = task.started_at ? new Date(task.started_at) : null;
     state.finishedAt = task.finished_at && isTerminal(task.status) ? new Date(task.finished_at) : null;
     $("[data-field=elapsed]").textContent = elapsed();
-    $("[data-field=tokens]").textContent = count(task.input_tokens) + " / " + count(task.output_tokens);
-    $("[data-field=cost]").textContent = money(task.cost_usd);
+    state.task = task;
+    showTotals();
     $("[data-field=turns]").textContent = String(task.turns);
     var error = $("[data-field=error]");
     error.textContent = task.error || "";
@@ -77,6 +78,17 @@
       loadDiff();
     }
     return task;
+  }
+
+  // The task's totals cover finished turns; while a turn runs, its `usage` events (running totals
+  // of that turn) are added on top, so tokens and cost move as the agent works.
+  function showTotals() {
+    if (!state.task) return;
+    // Once the turn has ended, the task row includes it: adding its usage again would count it twice.
+    var turn = (!isTerminal(state.status) && state.turnUsage) || {};
+    $("[data-field=tokens]").textContent = count(state.task.input_tokens + (turn.input_tokens || 0)) + " / " +
+      count(state.task.output_tokens + (turn.output_tokens || 0));
+    $("[data-field=cost]").textContent = money(state.task.cost_usd + (turn.cost_usd || 0));
   }
 
   function refreshTask() {
@@ -101,8 +113,15 @@
     state.last = ev.seq;
     if (state.first === null) state.first = ev.seq;
     if (follow) feed.scrollTop = feed.scrollHeight;
-    if (["usage", "turn.completed", "git.commit", "task.status", "agent.started"].indexOf(ev.type) >= 0) refreshSoon();
+    if (ev.type === "usage") {
+      state.turnUsage = ev.data;
+      showTotals();
+    }
+    if (["turn.completed", "git.commit", "task.status", "agent.started"].indexOf(ev.type) >= 0) refreshSoon();
     if (ev.type === "task.status") {
+      // A new turn starts from the task row's totals; an ended one is in them (refreshed at once).
+      if (!isTerminal(ev.data.status)) state.turnUsage = null;
+      else refreshTask().catch(function () {});
       setStatus(ev.data.status);
       if (isTerminal(ev.data.status)) endStream();
     }

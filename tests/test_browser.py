@@ -152,6 +152,8 @@ async def test_a_task_streams_text_and_tool_calls_live_then_shows_its_diff(
     task = (await alice.api.get(f"/api/tasks/{task_id}", headers=await alice_headers(alice))).json()
     assert task["status"] == "running", "the tool calls must show while the task is still running"
     await expect(page.locator("[data-field=status] .badge")).to_have_text("running")
+    # Tokens move while the turn runs, from its usage events (the task row has them only at the end).
+    await expect(page.locator("[data-field=tokens]")).not_to_have_text("0 / 0")
     await screenshot(page, "task-live", docs=True, full_page=False)
     await tool.locator("summary").click()
     await expect(tool.locator(".tool-section", has_text="Input")).to_contain_text('"file_path": "/workspace/notes.md"')
