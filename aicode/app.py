@@ -160,7 +160,7 @@ def create_app(settings: Settings) -> Litestar:
         task_repo, WorkspaceRepo(database), bus, runtime, credential_service, UserRepo(database),
         workspace_service.mirror_path,
     )
-    supervisor = TaskSupervisor(runner, task_repo, bus, runtime, background,
+    supervisor = TaskSupervisor(runner, task_repo, runtime, background,
                                 max_concurrent=settings.max_concurrent_tasks, server_id=server_id)
     task_service = TaskService(task_repo, bus, workspace_service, supervisor, runner,
                                default_timeout_s=settings.task_timeout_s)

@@ -167,6 +167,30 @@ async def test_queued_tasks_are_picked_up_and_running_ones_marked_interrupted_on
     assert "follow-up" in interrupted["error"]
 
 
+async def test_work_left_by_a_crashed_turn_is_committed_as_partial_on_start(
+    task_settings: Settings, workspace, task_app, database_url: str
+) -> None:
+    ws, alice = workspace
+    task = await finished(task_app, alice, (await submit(task_app, alice, ws["id"], "@write first.txt 1"))["id"])
+    # As if the server died mid-turn: the agent had written a file, the task was still running.
+    (task_settings.data_dir / "tasks" / task["id"] / "checkout" / "unsaved.txt").write_text("agent work\n")
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("UPDATE tasks SET status = 'running' WHERE id = $1", uuid.UUID(task["id"]))
+    finally:
+        await conn.close()
+    async with AsyncTestClient(app=create_app(task_settings)) as restarted:
+        after = (await restarted.get(f"/api/tasks/{task['id']}", headers=alice)).json()
+        files = (await restarted.get(f"/api/tasks/{task['id']}/files", headers=alice)).json()
+        evs = await events(restarted, alice, task["id"])
+    assert after["status"] == "interrupted"
+    assert after["head_commit"] != task["head_commit"]
+    assert {f["path"] for f in files} == {"first.txt", "unsaved.txt"}
+    commits = of_type(evs, "git.commit")
+    assert commits[-1]["data"]["partial"] is True and commits[-1]["data"]["commit"] == after["head_commit"]
+    assert evs[-1]["data"]["status"] == "interrupted"
+
+
 async def test_a_workspace_that_is_not_ready_refuses_tasks(task_app, workspace, database_url: str) -> None:
     ws, alice = workspace
     conn = await asyncpg.connect(database_url)

@@ -40,6 +40,8 @@ _MODEL_ACCESS_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_
 _KILL_GRACE_S = 10.0
 _STDERR_TAIL = 4096
 _MAX_EVENT_BATCH = 2000
+_CRASHED = ("the server stopped while this task was running; what the agent had written is committed as partial. "
+            "Send a follow-up to continue")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,23 @@ class TaskRunner:
             log.error("task.turn_crashed", task_id=str(task_id), exc_info=exc)
             report = TurnReport(status=TaskStatus.FAILED, error=f"internal error while running the task ({exc})")
         await self._finish(task, report)
+
+    async def recover(self, task_id: UUID) -> None:
+        """A turn cut off by a crash: commit what it left in the working copy as partial, end it `interrupted`."""
+        task = await self._tasks.get(task_id)
+        if task is None or task.status != TaskStatus.RUNNING:
+            return
+        checkout = self.checkout_path(task.id)
+        commit = None
+        if (checkout / ".git").exists():
+            try:
+                commit = await self._commit(task, checkout, partial=True)
+            except Exception as exc:  # a damaged working copy must not stop the server from starting
+                log.warning("task.salvage_failed", task_id=str(task.id), exc_info=exc)
+        report = TurnReport(status=TaskStatus.INTERRUPTED, error=_CRASHED,
+                            commit=commit, events=[_commit_event(task, commit, True)] if commit else [])
+        await self._finish(task, report)
+        log.warning("task.interrupted_by_restart", task_id=str(task.id), salvaged=commit is not None)
 
     # -- the turn --------------------------------------------------------------------------------
 

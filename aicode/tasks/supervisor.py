@@ -10,7 +10,6 @@ import structlog
 
 from aicode.background import BackgroundTasks
 from aicode.containers.runtime import ContainerError, ContainerRuntime
-from aicode.streaming.bus import TaskEventBus
 from aicode.tasks.models import TaskStatus
 from aicode.tasks.repo import TaskRepo
 from aicode.tasks.runner import StopSignal, TaskRunner
@@ -26,12 +25,11 @@ class TaskSupervisor:
     """Runs queued tasks, never more than `max_concurrent` at once, whatever is submitted."""
 
     def __init__(
-        self, runner: TaskRunner, tasks: TaskRepo, bus: TaskEventBus, runtime: ContainerRuntime,
+        self, runner: TaskRunner, tasks: TaskRepo, runtime: ContainerRuntime,
         background: BackgroundTasks, *, max_concurrent: int, server_id: str,
     ) -> None:
         self._runner = runner
         self._tasks = tasks
-        self._bus = bus
         self._runtime = runtime
         self._background = background
         self._max_concurrent = max_concurrent
@@ -53,7 +51,7 @@ class TaskSupervisor:
         """Recover from a previous run, then start the workers."""
         await self._remove_orphans()
         for task_id in await self._tasks.ids_with_status(TaskStatus.RUNNING):
-            await self._mark_interrupted(task_id)
+            await self._runner.recover(task_id)
         for task_id in await self._tasks.ids_with_status(TaskStatus.QUEUED):
             self.enqueue(task_id)
         for number in range(self._max_concurrent):
@@ -100,12 +98,3 @@ class TaskSupervisor:
                 del self._running[task_id]
                 if not self._running:
                     self._idle.set()
-
-    async def _mark_interrupted(self, task_id: UUID) -> None:
-        error = "the server stopped while this task was running; send a follow-up to continue"
-        async with self._bus.batch(task_id) as batch:
-            task = await self._tasks.transition(task_id, TaskStatus.INTERRUPTED, allowed_from=(TaskStatus.RUNNING,),
-                                                conn=batch.conn, error=error, finished=True)
-            if task is not None:
-                await batch.add([("task.status", {"status": TaskStatus.INTERRUPTED, "error": error})])
-        log.warning("task.interrupted_by_restart", task_id=str(task_id))
