@@ -304,3 +304,19 @@ async def test_deleting_a_workspace_removes_its_tasks_and_their_working_copies(
     assert (await task_app.delete(f"/api/workspaces/{ws['id']}", headers=alice)).status_code == 204
     assert (await task_app.get(f"/api/tasks/{task['id']}", headers=alice)).status_code == 404
     assert not task_dir.exists()
+
+
+async def test_a_quiet_sse_stream_sends_heartbeats(task_app, workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    import aicode.tasks.controller
+
+    monkeypatch.setattr(aicode.tasks.controller, "SSE_HEARTBEAT_S", 0.2)
+    ws, alice = workspace
+    task = await submit(task_app, alice, ws["id"], "@say before\n@sleep 2\n@say after")
+    lines: list[str] = []
+    async with task_app.stream("GET", f"/api/tasks/{task['id']}/events",
+                               headers={**alice, "Accept": "text/event-stream"}) as response:
+        async for line in response.aiter_lines():
+            lines.append(line)
+    assert ": heartbeat" in lines
+    seqs = [int(line.split(":", 1)[1]) for line in lines if line.startswith("id:")]
+    assert seqs == list(range(1, len(seqs) + 1))

@@ -18,6 +18,7 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 from aicode.auth.models import UserRecord
 from aicode.errors import AicodeError
 from aicode.streaming.bus import WireEvent
+from aicode.streaming.heartbeat import with_heartbeats
 from aicode.tasks.models import TaskRecord
 from aicode.tasks.schemas import FileEntry, FollowUp, Task, TaskCreate
 from aicode.tasks.service import TaskService
@@ -32,10 +33,17 @@ def task_out(task: TaskRecord) -> Task:
     return Task(**{name: getattr(task, name) for name in Task.__struct_fields__})
 
 
+# Reverse proxies close connections that stay silent for about a minute; an agent can think longer.
+SSE_HEARTBEAT_S = 15.0
+
+
 def _sse(events: AsyncIterator[WireEvent]) -> AsyncIterator[ServerSentEventMessage]:
     async def messages() -> AsyncIterator[ServerSentEventMessage]:
-        async for event in events:
-            yield ServerSentEventMessage(data=event.json, event=event.type, id=event.seq)
+        async for event in with_heartbeats(events, SSE_HEARTBEAT_S):
+            if event is None:
+                yield ServerSentEventMessage(comment="heartbeat")
+            else:
+                yield ServerSentEventMessage(data=event.json, event=event.type, id=event.seq)
 
     return messages()
 
