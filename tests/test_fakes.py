@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import aiodocker
+import aiohttp
 import pytest
 
 from tests.fakes.containers import ContainerOutput, container_config, run_container, started_container

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
-from litestar import Controller, Request, delete, get, patch, post
 from litestar.security.jwt import Token
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar.di import NamedDependency
 from litestar import Controller, Response, get
+from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from aicode.containers.engine import DockerEngine

@@ -7,7 +7,14 @@
 - ``fixtures``: pytest fixtures over all of the above (import them, or list the module in ``pytest_plugins``).
 """
 
-from tests.fakes.containers import ContainerOutput, RunningContainer, container_config, json_lines, run_container, started_container
+from tests.fakes.containers import (
+    ContainerOutput,
+    RunningContainer,
+    container_config,
+    json_lines,
+    run_container,
+    started_container,
+)
 from tests.fakes.images import DEFAULT_BASE_IMAGE, FAKE_CLAUDE, ensure_fake_image, fake_image_tag, wait_for_image
 from tests.fakes.mock_anthropic import ApiError, MockAnthropic, Reply, error, reply, text, thinking, tool_use
 
