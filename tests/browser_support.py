@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 import os
 import shutil
-import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
 from aicode.app import create_app
 from aicode.settings import Settings
+from tests.cli_support import free_port
 from tests.conftest import ADMIN
 
 __all__ = [
@@ -40,17 +40,11 @@ DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
 expect.set_options(timeout=20_000)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class LiveServer:
     """create_app(settings) served by uvicorn on 127.0.0.1:<free port> in a background thread."""
 
     def __init__(self, settings: Settings) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         app = create_app(dataclasses.replace(settings, port=self.port))
         # websockets-sansio: the legacy websockets protocol warns on import, and warnings are errors here.

@@ -6,7 +6,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+
+from tests.cli_support import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,12 +34,6 @@ def aicode(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.Compl
         [sys.executable, "-m", "aicode", *args], cwd=REPO, env=env, input=stdin,
         capture_output=True, text=True, timeout=60,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

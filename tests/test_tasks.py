@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import asyncio
 
 import pygit2
 import pytest
-from litestar.testing import AsyncTestClient
 
 from aicode.settings import Settings
 from tests.conftest import make_user
@@ -148,9 +147,9 @@ async def test_cancel_stops_a_running_task_within_seconds_and_keeps_its_work(tas
     ws, alice = workspace
     task = await submit(task_app, alice, ws["id"], "@write partial.txt half done\n@sleep 60\n@write never.txt x")
     await wait_until(task_app, alice, task["id"], {"running"})
-    async with __import__("asyncio").timeout(20):
+    async with asyncio.timeout(20):
         while not of_type(await events(task_app, alice, task["id"]), "tool.result"):
-            await __import__("asyncio").sleep(0.05)
+            await asyncio.sleep(0.05)
     response = await task_app.post(f"/api/tasks/{task['id']}/cancel", headers=alice)
     assert response.status_code == 202
     ended = await finished(task_app, alice, task["id"], timeout=15)
@@ -197,8 +196,6 @@ async def test_no_more_tasks_run_at_once_than_the_limit(task_app, workspace) -> 
     supervisor = task_app.app.state.supervisor
     tasks = [await submit(task_app, alice, ws["id"], "@sleep 1") for _ in range(5)]
     peak = 0
-    import asyncio
-
     async with asyncio.timeout(60):
         while True:
             listed = (await task_app.get("/api/tasks", params={"workspace_id": ws["id"]}, headers=alice)).json()
