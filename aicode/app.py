@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import structlog
 from litestar import Litestar, Request, Response
@@ -33,6 +34,7 @@ from aicode.auth.security import build_jwt_auth
 from aicode.auth.service import AuthService
 from aicode.background import BackgroundTasks
 from aicode.containers.engine import DockerEngine
+from aicode.containers.network import AgentNetwork
 from aicode.containers.runtime import ContainerRuntime
 from aicode.credentials.controller import CredentialController
 from aicode.credentials.repo import CredentialRepo
@@ -42,15 +44,26 @@ from aicode.db.connect import database_url
 from aicode.db.migrations import apply_migrations
 from aicode.db.pool import Database
 from aicode.errors import AicodeError
+from aicode.gateway.backend import ServerGatewayBackend
+from aicode.gateway.grants import GrantStore
+from aicode.gateway.listener import GatewayListener
+from aicode.gateway.prices import PriceTable
+from aicode.gateway.repo import GrantRepo, UsageRepo
+from aicode.gateway.runtime import GatewayRuntime
+from aicode.git.store import GitStore
+from aicode.git.worker import GitWorker
 from aicode.health.controller import HealthController
 from aicode.request_log import RequestLogMiddleware
-from aicode.settings import Settings
+from aicode.settings import NETWORK_POLICIES, Settings, SettingsError
+from aicode.storage.identity import HostIdentities, server_identities
+from aicode.storage.layout import DataLayout
 from aicode.streaming.bus import TaskEventBus
 from aicode.tasks.controller import TaskController, TaskStreamController
 from aicode.tasks.repo import TaskEventRepo, TaskRepo
 from aicode.tasks.runner import RunnerConfig, TaskRunner
 from aicode.tasks.service import TaskService
 from aicode.tasks.supervisor import TaskSupervisor
+from aicode.tasks.turn_plan import PlannerConfig, TurnPlanner
 from aicode.web import template_config, web_route_handlers
 from aicode.workspaces.controller import WorkspaceController
 from aicode.workspaces.repo import WorkspaceRepo
@@ -120,23 +133,34 @@ def server_identity(data_dir: Path) -> str:
     return hashlib.sha256(f"{socket.gethostname()}:{data_dir}".encode()).hexdigest()[:16]
 
 
+def _identities(settings: Settings) -> HostIdentities:
+    try:
+        return server_identities(settings.agent_uid, settings.agent_gid, settings.git_uid, settings.git_gid)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+
 def create_app(settings: Settings) -> Litestar:
     """Build the server: services, their dependencies, and the lifespan that opens and closes them."""
+    layout = DataLayout(settings.data_dir, _identities(settings))
+    layout.prepare()
     secret_key = load_or_create_secret_key(settings.data_dir, settings.secret_key)
     jwt_key = jwt_signing_key(secret_key)
     box = SecretBox(secret_key)
     database = Database(settings.database_url)
     docker_engine = DockerEngine(settings.docker_url)
     background = BackgroundTasks()
+    git_worker = GitWorker(layout.git_root, layout.ids)
+    store = GitStore(layout, git_worker)
 
     auth_service = AuthService(
         UserRepo(database), TokenRepo(database), RevokedJwtRepo(database),
         jwt_key=jwt_key, token_ttl_s=settings.token_ttl_s,
     )
     workspace_service = WorkspaceService(
-        WorkspaceRepo(database), box, background,
-        mirrors_dir=settings.data_dir / "mirrors", tasks_dir=settings.data_dir / "tasks",
-        local_repo_roots=settings.local_repo_roots,
+        WorkspaceRepo(database), box, background, store, data_dir=settings.data_dir,
+        local_repo_roots=settings.local_repo_roots, network_policies=NETWORK_POLICIES,
+        open_networks=settings.open_networks,
     )
     jwt_auth = build_jwt_auth(auth_service, jwt_key, settings.token_ttl_s)
     credential_service = CredentialService(CredentialRepo(database), box)
@@ -147,22 +171,31 @@ def create_app(settings: Settings) -> Litestar:
     bus = TaskEventBus(database, TaskEventRepo(database), channels)
     runtime = ContainerRuntime(docker_engine)
     server_id = server_identity(settings.data_dir)
+
+    grants = GrantStore(GrantRepo(database))
+
+    async def notify(task_id: UUID, level: str, code: str, message: str) -> None:
+        await bus.emit(task_id, [("notice", {"level": level, "code": code, "message": message})])
+
+    gateway_backend = ServerGatewayBackend(grants, UsageRepo(database), background, notify)
+    gateway = GatewayRuntime(
+        AgentNetwork(docker_engine, settings.agent_network),
+        GatewayListener(gateway_backend, PriceTable.load(settings.model_prices), upstream=settings.anthropic_upstream),
+    )
+    planner = TurnPlanner(
+        PlannerConfig(agent_network=settings.agent_network, default_network=settings.workspace_network,
+                      open_networks=settings.open_networks,
+                      agent_env={name: os.environ[name] for name in settings.agent_env if name in os.environ}),
+        credential_service, grants, gateway, UserRepo(database),
+    )
     runner = TaskRunner(
-        RunnerConfig(
-            data_dir=settings.data_dir, server_id=server_id, default_image=settings.workspace_image,
-            default_network=settings.workspace_network,
-            agent_env={name: os.environ[name] for name in settings.agent_env if name in os.environ},
-            # A root server hands checkouts to the image's agent user; any other runs the agent as
-            # itself, so both sides can write the checkout without changing owners.
-            agent_uid=1000 if os.getuid() == 0 else os.getuid(),
-            agent_gid=1000 if os.getuid() == 0 else os.getgid(),
-        ),
-        task_repo, WorkspaceRepo(database), bus, runtime, credential_service, UserRepo(database),
-        workspace_service.mirror_path,
+        RunnerConfig(server_id=server_id, default_image=settings.workspace_image, agent_uid=layout.ids.agent_uid,
+                     agent_gid=layout.ids.agent_gid),
+        task_repo, WorkspaceRepo(database), bus, runtime, planner, store, layout,
     )
     supervisor = TaskSupervisor(runner, task_repo, runtime, background,
                                 max_concurrent=settings.max_concurrent_tasks, server_id=server_id)
-    task_service = TaskService(task_repo, bus, workspace_service, supervisor, runner,
+    task_service = TaskService(task_repo, bus, workspace_service, supervisor, store,
                                default_timeout_s=settings.task_timeout_s)
 
     @asynccontextmanager
@@ -175,6 +208,7 @@ def create_app(settings: Settings) -> Litestar:
                 await apply_migrations(conn)
             await docker_engine.open()
             stack.push_async_callback(docker_engine.close)
+            stack.push_async_callback(git_worker.close)
             stack.push_async_callback(background.close)
             # Entered here rather than registered as a plugin: the channels must be up before the
             # supervisor publishes its first event and stay up until it has published its last.
@@ -185,8 +219,10 @@ def create_app(settings: Settings) -> Litestar:
             if auth_service.setup_code:
                 _announce_setup_code(auth_service.setup_code, settings)
             await workspace_service.resume_unfinished_clones()
+            stack.push_async_callback(gateway.close)
             await supervisor.start()
             stack.push_async_callback(supervisor.stop)
+            await grants.forget_ended()
             log.info("server.started", version=__version__, embedded_database=settings.database_url is None)
             yield
 

@@ -21,6 +21,7 @@ from tests.cli_support import (
     assert_one_error_line,
 )
 from tests.conftest import git
+from tests.tasks_support import mirror_path
 
 # The `live_server` and `account` fixtures.
 pytest_plugins = ["tests.cli_fixtures"]
@@ -104,7 +105,7 @@ def test_pull_brings_the_tasks_commits_onto_a_local_branch(account: Account, loc
     assert pulled["branch"] == task["branch"] and pulled["commits"] == 2
 
     local = pygit2.Repository(str(local_clone))
-    server = pygit2.Repository(str(account.server.settings.data_dir / "tasks" / task["id"] / "checkout"))
+    server = pygit2.Repository(str(mirror_path(account.server.settings.data_dir, task["workspace_id"])))
     mine = _commits(local, local.branches.local[task["branch"]].target, task["base_commit"])
     theirs = _commits(server, task["head_commit"], task["base_commit"])
     assert [c.tree_id for c in mine] == [c.tree_id for c in theirs]

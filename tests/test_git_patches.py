@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 from aicode import __version__
 from aicode.git.patches import PatchSeriesError, format_patch_series, mail_date
 from aicode.settings import Settings
-from tests.tasks_support import finished, submit
+from tests.tasks_support import finished, mirror_path, submit
 
 SIGNATURE = "aicode test"
 
@@ -137,9 +137,9 @@ async def test_the_patch_endpoint_serves_the_tasks_commits_as_git_writes_them(
     response = await task_app.get(f"/api/tasks/{task['id']}/patch", headers=alice)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/mbox")
-    checkout = task_settings.data_dir / "tasks" / task["id"] / "checkout"
-    # The checkout belongs to the agent's uid when the server runs as root: git needs to be told it is safe.
-    expected = run_git(checkout, "-c", "safe.directory=*", "format-patch", "--stdout", f"--signature=aicode {__version__}",
+    store = mirror_path(task_settings.data_dir, ws["id"])
+    # The store belongs to the git uid when the server runs as root: git needs to be told it is safe.
+    expected = run_git(store, "-c", "safe.directory=*", "format-patch", "--stdout", f"--signature=aicode {__version__}",
                        f"{task['base_commit']}..{task['head_commit']}")
     assert response.text == expected
     assert "Subject: [PATCH 1/2] @write one.txt 1" in response.text

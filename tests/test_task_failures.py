@@ -11,7 +11,7 @@ from litestar.testing import AsyncTestClient
 
 from aicode.app import create_app
 from aicode.settings import Settings
-from tests.tasks_support import events, finished, of_type, submit
+from tests.tasks_support import checkout_path, events, finished, of_type, submit
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -64,12 +64,17 @@ async def test_a_task_without_any_model_credential_fails_saying_how_to_add_one(t
     assert "PUT /api/me/credentials/anthropic" in task["error"]
 
 
-async def test_the_credential_reaches_the_agent_but_never_an_event(task_app, workspace, database_url) -> None:
+async def test_the_credential_never_reaches_the_container_nor_an_event(task_app, workspace, database_url) -> None:
     ws, alice = workspace
-    task = await finished(task_app, alice, (await submit(task_app, alice, ws["id"], "@env ANTHROPIC_API_KEY"))["id"])
+    await task_app.patch(f"/api/workspaces/{ws['id']}", json={"network": "gateway"}, headers=alice)
+    prompt = "@env ANTHROPIC_API_KEY\n@bash env; tr '\\0' '\\n' </proc/self/environ"
+    task = await finished(task_app, alice, (await submit(task_app, alice, ws["id"], prompt))["id"])
     evs = await events(task_app, alice, task["id"])
     texts = " ".join(e["data"].get("text", "") for e in of_type(evs, "message"))
+    # The agent has an "API key": the turn's capability token for the gateway, not alice's key.
     assert "ANTHROPIC_API_KEY is set" in texts
+    environment = of_type(evs, "tool.result")[-1]["data"]["output"]
+    assert "ANTHROPIC_API_KEY=aicode-turn-" in environment and "ANTHROPIC_BASE_URL=http://" in environment
     assert "sk-test-alice-key" not in repr(evs)
     conn = await asyncpg.connect(database_url)
     try:
@@ -173,7 +178,7 @@ async def test_work_left_by_a_crashed_turn_is_committed_as_partial_on_start(
     ws, alice = workspace
     task = await finished(task_app, alice, (await submit(task_app, alice, ws["id"], "@write first.txt 1"))["id"])
     # As if the server died mid-turn: the agent had written a file, the task was still running.
-    (task_settings.data_dir / "tasks" / task["id"] / "checkout" / "unsaved.txt").write_text("agent work\n")
+    (checkout_path(task_settings.data_dir, task["id"]) / "unsaved.txt").write_text("agent work\n")
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute("UPDATE tasks SET status = 'running' WHERE id = $1", uuid.UUID(task["id"]))

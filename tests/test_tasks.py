@@ -9,13 +9,23 @@ import pytest
 
 from aicode.settings import Settings
 from tests.conftest import make_user
-from tests.tasks_support import events, finished, of_type, submit, wait_until
+from tests.tasks_support import (
+    checkout_path,
+    events,
+    finished,
+    mirror_path,
+    of_type,
+    submit,
+    submit_follow_up,
+    task_ref,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
 
-def checkout_repo(settings: Settings, task_id: str) -> pygit2.Repository:
-    return pygit2.Repository(str(settings.data_dir / "tasks" / task_id / "checkout"))
+def mirror_repo(settings: Settings, workspace_id: str) -> pygit2.Repository:
+    return pygit2.Repository(str(mirror_path(settings.data_dir, workspace_id)))
 
 
 async def test_submit_answers_202_with_a_queued_task_on_its_own_branch(task_app, workspace) -> None:
@@ -38,12 +48,28 @@ async def test_a_task_commits_new_modified_and_deleted_files_on_its_branch(
     files = (await task_app.get(f"/api/tasks/{task['id']}/files", headers=alice)).json()
     assert {f["path"]: f["status"] for f in files} == {
         "hello.txt": "added", "app.py": "modified", "README.md": "deleted"}
-    repo = checkout_repo(task_settings, task["id"])
-    head = repo.revparse_single(f"refs/heads/{task['branch']}")
+    repo = mirror_repo(task_settings, ws["id"])
+    head = repo.references[task_ref(task["id"])].peel(pygit2.Commit)
     assert str(head.id) == task["head_commit"]
     assert head.author.name == "alice"
     assert head.committer.name == "aicode"
     assert [str(p) for p in head.parent_ids] == [task["base_commit"]]
+
+
+async def test_the_agents_own_repository_has_the_turn_committed_too(task_app, workspace, task_settings) -> None:
+    ws, alice = workspace
+    task = await finished(task_app, alice, (await submit(task_app, alice, ws["id"], "@write hello.txt hi"))["id"])
+    follow = await submit_follow_up(task_app, alice, task["id"], "@bash git status --porcelain; git log --format=%s")
+    assert follow["status"] == "succeeded", follow
+    evs = await events(task_app, alice, task["id"])
+    log = of_type(evs, "tool.result")[-1]["data"]["output"]
+    # A clean status (the first turn's work was committed in the agent's repository), then its history.
+    assert log.splitlines()[0] == "@write hello.txt hi"
+    assert "initial commit" in log
+    server = mirror_repo(task_settings, ws["id"]).references[task_ref(task["id"])].peel(pygit2.Commit)
+    agent = pygit2.Repository(str(checkout_path(task_settings.data_dir, task["id"])))
+    assert agent.head.shorthand == task["branch"]
+    assert agent.head.peel(pygit2.Commit).tree_id == server.tree_id
 
 
 async def test_the_diff_shows_the_changes_as_a_patch(task_app, workspace) -> None:
@@ -296,7 +322,7 @@ async def test_deleting_a_workspace_removes_its_tasks_and_their_working_copies(
 ) -> None:
     ws, alice = workspace
     task = await finished(task_app, alice, (await submit(task_app, alice, ws["id"], "@write a.txt x"))["id"])
-    task_dir = task_settings.data_dir / "tasks" / task["id"]
+    task_dir = checkout_path(task_settings.data_dir, task["id"]).parent
     assert (task_dir / "checkout" / "a.txt").exists()
     assert (await task_app.delete(f"/api/workspaces/{ws['id']}", headers=alice)).status_code == 204
     assert (await task_app.get(f"/api/tasks/{task['id']}", headers=alice)).status_code == 404

@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from aicode.agents.events import AgentEvent, TokenCount, TurnOutcome, cap_utf8, notice, tail_utf8
 from aicode.agents.lines import Line
 
-__all__ = ["AgentTurn", "ClaudeDriver", "ClaudeStreamParser"]
+__all__ = ["AgentTurn", "ClaudeDriver", "ClaudeStreamParser", "ModelAccess"]
 
 _TOOL_OUTPUT_MAX_BYTES = 64 * 1024
 _NOTICE_MAX_BYTES = 8 * 1024
@@ -24,9 +24,18 @@ _RAW_MAX_BYTES = 8 * 1024
 _STDERR_TAIL_BYTES = 2 * 1024
 _ERROR_MAX_BYTES = 4 * 1024
 
-_CREDENTIAL_VARIABLES = {"api_key": "ANTHROPIC_API_KEY", "oauth_token": "CLAUDE_CODE_OAUTH_TOKEN"}
+# Variables through which the CLI could reach a model other than through the gateway.
+_MODEL_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BASE_URL")
 # Escapes that json.loads turns into characters PostgreSQL's jsonb refuses (NUL, lone surrogates).
 _UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+
+
+@dataclass(frozen=True)
+class ModelAccess:
+    """How the agent reaches the model: the gateway's URL and the turn's capability token (never a key)."""
+
+    base_url: str
+    token: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -80,19 +89,14 @@ class ClaudeDriver:
         return argv
 
     def environment(
-        self, credential: tuple[str, str] | None, passthrough: Mapping[str, str], config_dir: str
+        self, access: ModelAccess | None, passthrough: Mapping[str, str], config_dir: str
     ) -> dict[str, str]:
-        """The agent's environment: pass-through variables, fixed settings, then the user's credential."""
-        env = dict(passthrough)
-        if credential is not None:
-            kind, value = credential
-            if kind not in _CREDENTIAL_VARIABLES:
-                raise ValueError(f"unknown credential kind {kind!r}: expected 'api_key' or 'oauth_token'")
-            # Drop both: the CLI prefers an API key to an OAuth token, so a server-wide key passed
-            # through would silently replace the user's own subscription token.
-            for variable in _CREDENTIAL_VARIABLES.values():
-                env.pop(variable, None)
-            env[_CREDENTIAL_VARIABLES[kind]] = value
+        """The agent's environment: pass-through variables, fixed settings, then the way to the gateway."""
+        env = {name: value for name, value in passthrough.items() if name.upper() not in _MODEL_VARIABLES}
+        if access is not None:
+            # The CLI sends this "API key" as x-api-key; the gateway swaps in the real credential.
+            env["ANTHROPIC_BASE_URL"] = access.base_url
+            env["ANTHROPIC_API_KEY"] = access.token
         env["DISABLE_AUTOUPDATER"] = "1"
         env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1"
         env["CLAUDE_CONFIG_DIR"] = config_dir  # the per-task volume that keeps sessions for --resume

@@ -1,4 +1,10 @@
-"""Per-task working copies: made from the workspace mirror, committed, and diffed (blocking; run in a thread)."""
+"""Task branches in the workspace mirror: made, committed to, compared. Runs in the git worker.
+
+A task's branch is the ref `refs/aicode/tasks/<id>` in its workspace's mirror, a repository only
+the server writes and no container ever mounts. The agent gets a working copy made from it (with
+a `.git` of its own, which the server never reads again); what the agent leaves there comes back
+as tree entries (`aicode.git.worktree`) and is committed here.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +14,25 @@ from pathlib import Path
 
 import pygit2
 
+from aicode.git.worktree import MODE_EXECUTABLE, MODE_FILE, MODE_GITLINK, MODE_LINK, TreeEntry
+
+_MODE_TREE = 0o040000
+
 __all__ = [
     "CheckoutError",
     "CommitInfo",
     "FileChange",
-    "commit_all",
-    "create_checkout",
+    "branch_exists",
+    "commit_entries",
+    "delete_ref",
     "diff_files",
     "diff_patch",
-    "hand_over",
-    "head_commit",
+    "make_working_copy",
 ]
-
-# Checkouts belong to the agent's uid while it works in them; libgit2 would then refuse to open
-# them ("not owned by current user"). The server opens only checkouts it created, so it turns the
-# check off for itself. Nothing else in the process opens repositories it did not make.
-pygit2.option(pygit2.enums.Option.SET_OWNER_VALIDATION, 0)
 
 
 class CheckoutError(Exception):
-    """The task's working copy could not be made; the message says why."""
+    """The task's working copy or commit could not be made; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,69 +51,121 @@ class FileChange:
     deletions: int
 
 
-def create_checkout(mirror: Path, dest: Path, base_branch: str, branch: str) -> str:
-    """Clone the mirror to `dest` with `branch` made from `base_branch`; returns the base commit."""
+def _open(mirror: Path) -> pygit2.Repository:
     try:
-        source = pygit2.Repository(str(mirror))
+        return pygit2.Repository(str(mirror))
+    except pygit2.GitError as exc:
+        raise CheckoutError(f"the workspace's mirror is unusable ({exc}): sync or re-add the workspace") from None
+
+
+def branch_exists(mirror: Path, branch: str) -> bool:
+    repo = _open(mirror)
+    try:
+        return branch in repo.branches.local
+    finally:
+        repo.free()
+
+
+def _safe_name(name: str) -> bool:
+    # Tree entry names come from the repository a member registered: never let one climb out of
+    # the working copy or write a `.git` of its own.
+    return bool(name) and name not in (".", "..") and "/" not in name and "\0" not in name \
+        and name.lower() != ".git"
+
+
+def _write_tree(repo: pygit2.Repository, tree: pygit2.Tree, folder: Path, prefix: str,
+                entries: list[TreeEntry]) -> None:
+    """Write the tree's files as they are stored (no attribute filters), recording each entry."""
+    for item in tree:
+        name = item.name or ""
+        if not _safe_name(name):
+            raise CheckoutError(f"the repository holds a path git refuses to check out: {prefix}{name!r}")
+        path, target = prefix + name, folder / name
+        mode = int(item.filemode)
+        if mode == _MODE_TREE:
+            target.mkdir(0o755)
+            _write_tree(repo, repo[item.id], target, path + "/", entries)
+            continue
+        if mode == MODE_GITLINK:
+            target.mkdir(0o755)  # an uninitialised submodule: an empty folder, as git leaves it
+        elif mode == MODE_LINK:
+            os.symlink(repo[item.id].data, os.fsencode(target))
+        elif mode in (MODE_FILE, MODE_EXECUTABLE):
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(target, flags, 0o755 if mode == MODE_EXECUTABLE else 0o644)
+            with os.fdopen(fd, "wb") as out:
+                out.write(repo[item.id].data)
+        else:
+            continue
+        entries.append(TreeEntry(path, mode, str(item.id)))
+
+
+def make_working_copy(mirror: Path, dest: Path, base_branch: str, branch: str, ref: str
+                      ) -> tuple[str, list[TreeEntry]]:
+    """Point `ref` at the tip of `base_branch` and make a working copy of it in the new folder `dest`:
+    the files, and a `.git` (the agent's) whose `branch` holds the history. Returns (base, entries)."""
+    source = _open(mirror)
+    try:
         if base_branch not in source.branches.local:
             known = ", ".join(sorted(source.branches.local)) or "none"
             raise CheckoutError(f"branch {base_branch!r} does not exist in the repository (branches: {known})")
+        base = source.branches.local[base_branch].peel(pygit2.Commit)
+        source.references.create(ref, base.id, force=True)
+    finally:
         source.free()
-        repo = pygit2.clone_repository(str(mirror), str(dest), checkout_branch=base_branch)
+    repo = pygit2.init_repository(str(dest), bare=False, initial_head=branch)
+    try:
+        # A fetch, not a local clone: libgit2's local clone may hard-link object files, and the
+        # agent would then own (and could rewrite) files of the server's store.
+        remote = repo.remotes.create_anonymous(str(mirror))
+        remote.fetch([f"+{ref}:refs/heads/{branch}"])
+        commit = repo[base.id]
+        entries: list[TreeEntry] = []
+        _write_tree(repo, commit.tree, dest, "", entries)
+        repo.index.read_tree(commit.tree)
+        repo.index.write()
     except pygit2.GitError as exc:
         raise CheckoutError(f"could not make the task's working copy: {exc}") from None
-    base = repo.head.peel(pygit2.Commit)
-    repo.branches.local.create(branch, base)
-    repo.checkout(f"refs/heads/{branch}")
-    # The origin is a path on the server, meaningless inside the container.
-    repo.remotes.delete("origin")
-    repo.free()
-    return str(base.id)
+    finally:
+        repo.free()
+    return str(base.id), entries
 
 
-def hand_over(path: Path, uid: int, gid: int) -> None:
-    """Make every file under `path` owned by uid:gid, so the agent can write what the server created."""
-    if os.geteuid() != 0:
-        return  # a non-root server runs the agent with its own uid: nothing to hand over
-    os.lchown(path, uid, gid)
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            os.lchown(os.path.join(root, name), uid, gid)
-
-
-def commit_all(checkout: Path, message: str, author: tuple[str, str], committer: tuple[str, str]) -> CommitInfo | None:
-    """Commit every change in the working tree (new, modified, deleted; .gitignore respected) on HEAD.
-
-    Returns None when the tree is unchanged, so a turn that changed nothing makes no empty commit.
-    """
-    repo = pygit2.Repository(str(checkout))
+def commit_entries(mirror: Path, ref: str, parent: str, entries: list[TreeEntry], message: str,
+                   author: tuple[str, str], committer: tuple[str, str]) -> CommitInfo | None:
+    """Commit the tree `entries` describe on `ref` after `parent`; None when it equals the parent's."""
+    repo = _open(mirror)
     try:
-        repo.index.add_all()
-        repo.index.write()
-        tree = repo.index.write_tree()
-        parent = repo.head.peel(pygit2.Commit)
-        if tree == parent.tree.id:
+        index = pygit2.Index()
+        for entry in entries:
+            index.add(pygit2.IndexEntry(entry.path, pygit2.Oid(hex=entry.oid), entry.mode))
+        tree = index.write_tree(repo)
+        base = repo[parent].peel(pygit2.Commit)
+        if tree == base.tree.id:
             return None
-        oid = repo.create_commit(
-            "HEAD", pygit2.Signature(*author), pygit2.Signature(*committer), message, tree, [parent.id]
-        )
-        stats = repo.diff(parent, repo[oid]).stats
+        oid = repo.create_commit(None, pygit2.Signature(*author), pygit2.Signature(*committer), message, tree,
+                                 [base.id])
+        repo.references.create(ref, oid, force=True)
+        stats = repo.diff(base, repo[oid]).stats
         return CommitInfo(commit=str(oid), files_changed=stats.files_changed, additions=stats.insertions,
                           deletions=stats.deletions)
+    except (pygit2.GitError, KeyError, ValueError) as exc:
+        raise CheckoutError(f"could not commit the turn's changes: {exc}") from None
     finally:
         repo.free()
 
 
-def head_commit(checkout: Path) -> str:
-    repo = pygit2.Repository(str(checkout))
+def delete_ref(mirror: Path, ref: str) -> None:
+    repo = _open(mirror)
     try:
-        return str(repo.head.target)
+        if ref in repo.references:
+            repo.references.delete(ref)
     finally:
         repo.free()
 
 
-def diff_patch(checkout: Path, base: str, head: str) -> str:
-    repo = pygit2.Repository(str(checkout))
+def diff_patch(mirror: Path, base: str, head: str) -> str:
+    repo = _open(mirror)
     try:
         return repo.diff(base, head).patch or ""
     finally:
@@ -118,8 +175,8 @@ def diff_patch(checkout: Path, base: str, head: str) -> str:
 _STATUS = {"A": "added", "D": "deleted", "M": "modified", "R": "renamed", "C": "copied", "T": "type_changed"}
 
 
-def diff_files(checkout: Path, base: str, head: str) -> list[FileChange]:
-    repo = pygit2.Repository(str(checkout))
+def diff_files(mirror: Path, base: str, head: str) -> list[FileChange]:
+    repo = _open(mirror)
     try:
         diff = repo.diff(base, head)
         diff.find_similar()

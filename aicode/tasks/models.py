@@ -54,6 +54,8 @@ class TaskRecord:
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    turn_user_id: UUID  # who asked for the pending or running turn: it runs with their credential
+    max_cost_usd: float | None
 
 
 @dataclass(frozen=True, slots=True)

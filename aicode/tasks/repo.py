@@ -15,7 +15,8 @@ __all__ = ["TaskEventRepo", "TaskRepo"]
 _COLUMNS = (
     "id, workspace_id, user_id, agent, prompt, model, max_turns, timeout_s, base_branch, branch, base_commit,"
     " head_commit, session_id, status, error, pending_prompt, turns, cost_usd, input_tokens, output_tokens,"
-    " cache_read_tokens, cache_write_tokens, last_seq, created_at, started_at, finished_at, updated_at"
+    " cache_read_tokens, cache_write_tokens, last_seq, created_at, started_at, finished_at, updated_at,"
+    " turn_user_id, max_cost_usd"
 )
 Executor = asyncpg.Connection | asyncpg.Pool
 
@@ -32,8 +33,8 @@ class TaskRepo:
         return conn if conn is not None else self._db.pool
 
     async def insert(self, conn: Executor | None = None, **fields: Any) -> TaskRecord:
-        columns = ("id", "workspace_id", "user_id", "agent", "prompt", "pending_prompt", "model", "max_turns",
-                   "timeout_s", "base_branch", "branch")
+        columns = ("id", "workspace_id", "user_id", "turn_user_id", "agent", "prompt", "pending_prompt", "model",
+                   "max_turns", "timeout_s", "base_branch", "branch", "max_cost_usd")
         placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
         row = await self._x(conn).fetchrow(
             f"INSERT INTO tasks ({', '.join(columns)}) VALUES ({placeholders}) RETURNING {_COLUMNS}",
@@ -74,7 +75,7 @@ class TaskRepo:
         """Move to status `to` only from one of `allowed_from`; None if the task was elsewhere.
 
         `error` replaces the task's error (None clears it). `changes` may hold: pending_prompt (set,
-        or cleared with None), started=True (started_at, once), finished=True (finished_at now),
+        or cleared with None), turn_user_id (who asked for the next turn), started=True (started_at, once), finished=True (finished_at now),
         reopened=True (finished_at cleared), base_commit / head_commit / session_id (kept when
         None), and turns, cost_usd and token counts to add to the totals.
         """
@@ -94,6 +95,7 @@ class TaskRepo:
                     output_tokens = output_tokens + $16,
                     cache_read_tokens = cache_read_tokens + $17,
                     cache_write_tokens = cache_write_tokens + $18,
+                    turn_user_id = coalesce($19, turn_user_id),
                     updated_at = now()
                 WHERE id = $1 AND status = ANY($3::text[]) RETURNING {_COLUMNS}""",
             task_id, to, list(allowed_from), error,
@@ -103,6 +105,7 @@ class TaskRepo:
             int(changes.get("turns", 0)), float(changes.get("cost_usd") or 0.0),
             int(changes.get("input_tokens", 0)), int(changes.get("output_tokens", 0)),
             int(changes.get("cache_read_tokens", 0)), int(changes.get("cache_write_tokens", 0)),
+            changes.get("turn_user_id"),
         )
         return _record(row)
 

@@ -23,6 +23,7 @@ class TaskCreate(msgspec.Struct, forbid_unknown_fields=True):
     base_branch: BranchName | None = None
     max_turns: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
     timeout_s: Annotated[int, msgspec.Meta(ge=1, le=7 * 24 * 3600)] | None = None
+    max_cost_usd: Annotated[float, msgspec.Meta(gt=0, le=100_000)] | None = None
 
 
 class FollowUp(msgspec.Struct, forbid_unknown_fields=True):
@@ -55,6 +56,8 @@ class Task(msgspec.Struct):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    max_cost_usd: float | None
+    turn_user_id: UUID
 
 
 class FileEntry(msgspec.Struct):

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 from uuid import UUID
 
-import pygit2
 import structlog
 
 from aicode import __version__
 from aicode.auth.models import UserRecord
 from aicode.errors import ConflictError, InvalidInputError, NotFoundError
-from aicode.git.checkout import FileChange, diff_files, diff_patch
-from aicode.git.patches import format_patch_series
+from aicode.git.checkout import CheckoutError, FileChange
+from aicode.git.patches import PatchSeriesError
+from aicode.git.store import GitStore
 from aicode.streaming.bus import TaskEventBus, WireEvent
 from aicode.tasks.models import ACTIVE_STATUSES, TERMINAL_STATUSES, TaskEvent, TaskRecord, TaskStatus
 from aicode.tasks.repo import TaskRepo
-from aicode.tasks.runner import TaskRunner
 from aicode.tasks.supervisor import TaskSupervisor
 from aicode.workspaces.models import WorkspaceStatus
 from aicode.workspaces.service import WorkspaceService
@@ -28,25 +26,19 @@ __all__ = ["TaskService"]
 
 log = structlog.get_logger(__name__)
 
-
-def _mirror_has_branch(mirror: Any, branch: str) -> bool:
-    repo = pygit2.Repository(str(mirror))
-    try:
-        return branch in repo.branches.local
-    finally:
-        repo.free()
+T = TypeVar("T")
 
 
 class TaskService:
     def __init__(
         self, tasks: TaskRepo, bus: TaskEventBus, workspaces: WorkspaceService, supervisor: TaskSupervisor,
-        runner: TaskRunner, *, default_timeout_s: int,
+        store: GitStore, *, default_timeout_s: int,
     ) -> None:
         self._tasks = tasks
         self._bus = bus
         self._workspaces = workspaces
         self._supervisor = supervisor
-        self._runner = runner
+        self._store = store
         self._default_timeout_s = default_timeout_s
 
     async def submit(self, actor: UserRecord, workspace_id: UUID, fields: dict[str, Any]) -> TaskRecord:
@@ -58,13 +50,13 @@ class TaskService:
         base_branch = fields.get("base_branch") or workspace.default_branch
         if not base_branch:
             raise InvalidInputError("the workspace has no default branch: give base_branch")
-        mirror = self._workspaces.mirror_path(workspace.id)
-        if not await asyncio.to_thread(_mirror_has_branch, mirror, base_branch):
+        if not await self._store.branch_exists(workspace.id, base_branch):
             raise InvalidInputError(f"branch {base_branch!r} does not exist in the workspace's repository")
         task_id = uuid.uuid4()
         async with self._bus.batch(task_id) as batch:
             task = await self._tasks.insert(
-                batch.conn, id=task_id, workspace_id=workspace.id, user_id=actor.id, agent=fields.get("agent") or "claude",
+                batch.conn, id=task_id, workspace_id=workspace.id, user_id=actor.id, turn_user_id=actor.id,
+                agent=fields.get("agent") or "claude", max_cost_usd=fields.get("max_cost_usd"),
                 prompt=fields["prompt"], pending_prompt=fields["prompt"], model=fields.get("model"),
                 max_turns=fields.get("max_turns"), timeout_s=fields.get("timeout_s") or self._default_timeout_s,
                 base_branch=base_branch, branch=f"aicode/{task_id}",
@@ -93,14 +85,16 @@ class TaskService:
                                               status=status, limit=limit)
 
     async def follow_up(self, actor: UserRecord, task_id: UUID, prompt: str) -> TaskRecord:
-        """Queue another turn on the same session and branch."""
+        """Queue another turn on the same session and branch; it runs with `actor`'s credential."""
         await self.get(actor, task_id)
         async with self._bus.batch(task_id) as batch:
             task = await self._tasks.transition(task_id, TaskStatus.QUEUED, allowed_from=tuple(TERMINAL_STATUSES),
-                                                conn=batch.conn, pending_prompt=prompt, reopened=True)
+                                                conn=batch.conn, pending_prompt=prompt, reopened=True,
+                                                turn_user_id=actor.id)
             if task is None:
                 raise ConflictError("the task is still queued or running: wait for the turn to end, or cancel it")
-            await batch.add([("notice", {"level": "info", "code": "follow_up", "message": prompt}),
+            await batch.add([("notice", {"level": "info", "code": "follow_up", "message": prompt,
+                                         "by": actor.username}),
                              ("task.status", {"status": TaskStatus.QUEUED})])
         self._supervisor.enqueue(task_id)
         return task
@@ -143,20 +137,25 @@ class TaskService:
         task = await self.get(actor, task_id)
         if not (task.base_commit and task.head_commit):
             return ""
-        return await asyncio.to_thread(diff_patch, self._runner.checkout_path(task.id), task.base_commit,
-                                       task.head_commit)
+        return await self._review(self._store.diff(task.workspace_id, task.base_commit, task.head_commit))
 
     async def files(self, actor: UserRecord, task_id: UUID) -> list[FileChange]:
         task = await self.get(actor, task_id)
         if not (task.base_commit and task.head_commit):
             return []
-        return await asyncio.to_thread(diff_files, self._runner.checkout_path(task.id), task.base_commit,
-                                       task.head_commit)
+        return await self._review(self._store.files(task.workspace_id, task.base_commit, task.head_commit))
 
     async def patch_series(self, actor: UserRecord, task_id: UUID) -> str:
         """The task's commits as an mbox patch series (`git format-patch --stdout base..head`); '' if none."""
         task = await self.get(actor, task_id)
         if not (task.base_commit and task.head_commit):
             return ""
-        return await asyncio.to_thread(format_patch_series, self._runner.checkout_path(task.id), task.base_commit,
-                                       task.head_commit, signature=f"aicode {__version__}")
+        return await self._review(self._store.patch_series(task.workspace_id, task.base_commit, task.head_commit,
+                                                           f"aicode {__version__}"))
+
+    @staticmethod
+    async def _review(reading: Awaitable[T]) -> T:
+        try:
+            return await reading
+        except (CheckoutError, PatchSeriesError, KeyError, ValueError) as exc:
+            raise ConflictError(f"the task's commits cannot be read from the workspace's store: {exc}") from None

@@ -30,6 +30,8 @@ def workspace_out(ws: WorkspaceRecord) -> Workspace:
         image=ws.image,
         limits=msgspec.convert(ws.limits, Limits),
         network=ws.network,
+        egress_allow=list(ws.egress_allow),
+        monthly_budget_usd=ws.monthly_budget_usd,
         status=ws.status,
         error=ws.error,
         last_synced_at=ws.last_synced_at,

@@ -32,3 +32,5 @@ class WorkspaceRecord:
     last_synced_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    egress_allow: list[str] = field(default_factory=list)
+    monthly_budget_usd: float | None = None

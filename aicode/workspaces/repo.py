@@ -16,10 +16,10 @@ __all__ = ["WorkspaceRepo"]
 
 _COLUMNS = (
     "id, owner_id, name, repo_url, repo_token_enc, default_branch, image, limits, network, status, error,"
-    " last_synced_at, created_at, updated_at"
+    " last_synced_at, created_at, updated_at, egress_allow, monthly_budget_usd"
 )
 # Columns PATCH may change, each set only when its parameter is not NULL.
-_UPDATABLE = ("name", "repo_token_enc", "default_branch", "image", "limits", "network")
+_UPDATABLE = ("name", "repo_token_enc", "default_branch", "image", "limits", "network", "egress_allow")
 
 
 def _record(row: asyncpg.Record | None) -> WorkspaceRecord | None:
@@ -47,13 +47,14 @@ class WorkspaceRepo:
         image: str | None,
         limits: dict[str, Any],
         network: str | None,
+        egress_allow: tuple[str, ...] = (),
     ) -> WorkspaceRecord:
         try:
             row = await self._db.pool.fetchrow(
                 f"""INSERT INTO workspaces
-                        (owner_id, name, repo_url, repo_token_enc, default_branch, image, limits, network)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_COLUMNS}""",
-                owner_id, name, repo_url, repo_token_enc, default_branch, image, limits, network,
+                        (owner_id, name, repo_url, repo_token_enc, default_branch, image, limits, network, egress_allow)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_COLUMNS}""",
+                owner_id, name, repo_url, repo_token_enc, default_branch, image, limits, network, list(egress_allow),
             )
         except asyncpg.UniqueViolationError as exc:
             raise _duplicate_name(exc, name) from None
@@ -79,7 +80,7 @@ class WorkspaceRepo:
         unknown = set(changes) - set(_UPDATABLE)
         if unknown:
             raise ValueError(f"not updatable: {sorted(unknown)}")
-        values = [changes.get(column) for column in _UPDATABLE]
+        values = [list(v) if isinstance(v := changes.get(column), tuple) else v for column in _UPDATABLE]
         assignments = ", ".join(f"{col} = coalesce(${i}, {col})" for i, col in enumerate(_UPDATABLE, start=2))
         try:
             row = await self._db.pool.fetchrow(
@@ -89,6 +90,11 @@ class WorkspaceRepo:
         except asyncpg.UniqueViolationError as exc:
             raise _duplicate_name(exc, changes.get("name")) from None
         return _record(row)
+
+    async def set_monthly_budget(self, workspace_id: UUID, budget_usd: float | None) -> None:
+        """Set the workspace's monthly model budget; None removes it."""
+        await self._db.pool.execute(
+            "UPDATE workspaces SET monthly_budget_usd = $2, updated_at = now() WHERE id = $1", workspace_id, budget_usd)
 
     async def set_status(
         self,

@@ -24,9 +24,23 @@ Network = Annotated[
     str,
     msgspec.Meta(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
-        description="'none', 'bridge' (egress allowed), 'host' (admins only) or the name of a Docker network",
+        description="'gateway' (default: only the model gateway is reachable), 'allowlist' (plus HTTPS to the "
+        "hosts in egress_allow), 'none' (no network), or 'open' / a network listed in AICODE_OPEN_NETWORKS "
+        "(admins only)",
     ),
 ]
+EgressHost = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+        r"(:[0-9]{1,5})?$",
+        max_length=260,
+        description="a host the agent may reach over HTTPS: 'registry.example.com', 'example.com:8443' or "
+        "'*.example.com' (port 443 unless given)",
+    ),
+]
+EgressAllow = Annotated[list[EgressHost], msgspec.Meta(max_length=100)]
+Budget = Annotated[float, msgspec.Meta(ge=0, le=1_000_000)]
 RepoUrl = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 RepoToken = Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
 
@@ -47,6 +61,7 @@ class WorkspaceCreate(msgspec.Struct, forbid_unknown_fields=True):
     image: ImageName | None = None
     limits: Limits | None = None
     network: Network | None = None
+    egress_allow: EgressAllow | None = None
 
 
 class WorkspaceUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -56,6 +71,9 @@ class WorkspaceUpdate(msgspec.Struct, forbid_unknown_fields=True):
     image: ImageName | None = None
     limits: Limits | None = None
     network: Network | None = None
+    egress_allow: EgressAllow | None = None
+    # Admins only; null removes the budget.
+    monthly_budget_usd: Budget | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class Workspace(msgspec.Struct):
@@ -73,3 +91,5 @@ class Workspace(msgspec.Struct):
     last_synced_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    egress_allow: list[str] = []
+    monthly_budget_usd: float | None = None

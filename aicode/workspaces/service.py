@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -14,11 +13,12 @@ import structlog
 from aicode.auth.models import UserRecord
 from aicode.background import BackgroundTasks
 from aicode.crypto import SecretBox
-from aicode.errors import ConflictError, ForbiddenError, NotFoundError
-from aicode.git.mirror import MirrorError, MirrorState, clone_mirror, fetch_mirror, remove_mirror
+from aicode.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
+from aicode.git.mirror import MirrorError, MirrorState
+from aicode.git.store import GitStore
 from aicode.workspaces.models import WorkspaceRecord, WorkspaceStatus
 from aicode.workspaces.repo import WorkspaceRepo
-from aicode.workspaces.sources import RepoSource, parse_repo_source
+from aicode.workspaces.sources import RepoSource, parse_repo_source, resolve_local_git_dir
 
 __all__ = ["WorkspaceService"]
 
@@ -31,22 +31,23 @@ class WorkspaceService:
         repo: WorkspaceRepo,
         box: SecretBox,
         background: BackgroundTasks,
+        store: GitStore,
         *,
-        mirrors_dir: Path,
-        tasks_dir: Path,
+        data_dir: Path,
         local_repo_roots: tuple[Path, ...],
+        network_policies: tuple[str, ...],
+        open_networks: tuple[str, ...],
     ) -> None:
         self._repo = repo
         self._box = box
         self._background = background
-        self._mirrors_dir = mirrors_dir
-        self._tasks_dir = tasks_dir
+        self._store = store
+        self._data_dir = data_dir
         self._roots = local_repo_roots
+        self._policies = network_policies
+        self._open_networks = open_networks
         # One clone or fetch at a time per workspace (within this process).
         self._locks: dict[UUID, asyncio.Lock] = {}
-
-    def mirror_path(self, workspace_id: UUID) -> Path:
-        return self._mirrors_dir / f"{workspace_id}.git"
 
     def credential(self, workspace: WorkspaceRecord) -> tuple[str, str] | None:
         if workspace.repo_token_enc is None:
@@ -70,7 +71,8 @@ class WorkspaceService:
 
     async def create(self, actor: UserRecord, fields: dict[str, Any]) -> WorkspaceRecord:
         """Store the workspace as `cloning` and start the mirror clone in the background."""
-        source = parse_repo_source(fields["repo_url"], fields.get("repo_token"), self._roots)
+        source = parse_repo_source(fields["repo_url"], fields.get("repo_token"), self._roots,
+                                   forbidden=(self._data_dir,))
         network = fields.get("network")
         self._check_network(actor, network)
         workspace = await self._repo.insert(
@@ -82,6 +84,7 @@ class WorkspaceService:
             image=fields.get("image"),
             limits=fields.get("limits") or {},
             network=network,
+            egress_allow=tuple(fields.get("egress_allow") or ()),
         )
         log.info("workspace.created", workspace_id=str(workspace.id), name=workspace.name, repo=source.url)
         self._start_clone(workspace)
@@ -89,9 +92,13 @@ class WorkspaceService:
 
     async def update(self, actor: UserRecord, workspace_id: UUID, fields: dict[str, Any]) -> WorkspaceRecord:
         workspace = await self.get(actor, workspace_id)
-        changes = {k: v for k, v in fields.items() if v is not None and k != "repo_token"}
+        changes = {k: v for k, v in fields.items() if v is not None and k not in ("repo_token", "monthly_budget_usd")}
         if "network" in changes:
             self._check_network(actor, changes["network"])
+        if "monthly_budget_usd" in fields:
+            if not actor.is_admin:
+                raise ForbiddenError("only an admin can set a workspace's monthly budget")
+            await self._repo.set_monthly_budget(workspace.id, fields["monthly_budget_usd"])
         if fields.get("repo_token") is not None:
             if not workspace.repo_url.startswith("https://"):
                 raise ConflictError("repo_token only applies to https repositories")
@@ -111,9 +118,9 @@ class WorkspaceService:
             task_ids = await self._repo.delete_idle(workspace.id)
             if task_ids is None:
                 raise ConflictError("the workspace has queued or running tasks: cancel them first")
-            await asyncio.to_thread(remove_mirror, self.mirror_path(workspace.id))
+            await self._store.remove_mirror(workspace.id)
             for task_id in task_ids:
-                await asyncio.to_thread(shutil.rmtree, self._tasks_dir / str(task_id), True)
+                await self._store.remove_task(workspace.id, task_id)
         log.info("workspace.deleted", workspace_id=str(workspace.id), name=workspace.name, tasks=len(task_ids))
 
     async def sync(self, actor: UserRecord, workspace_id: UUID) -> WorkspaceRecord:
@@ -131,8 +138,17 @@ class WorkspaceService:
     # -- internals -----------------------------------------------------------------------------
 
     def _check_network(self, actor: UserRecord, network: str | None) -> None:
-        if network == "host" and not actor.is_admin:
-            raise ForbiddenError("only an admin can give a workspace host networking")
+        """`gateway`, `allowlist`, `none`, or (admins only) `open` / a network listed in AICODE_OPEN_NETWORKS."""
+        if network is None or network in self._policies:
+            return
+        if network == "open" or network in self._open_networks:
+            if not self._open_networks:
+                raise InvalidInputError("this server has no open networks (an admin lists them in AICODE_OPEN_NETWORKS)")
+            if not actor.is_admin:
+                raise ForbiddenError(f"only an admin can give a workspace the open network {network!r}")
+            return
+        listed = ", ".join((*self._policies, *self._open_networks))
+        raise InvalidInputError(f"unknown network {network!r}: use one of {listed}")
 
     def _seal(self, source: RepoSource) -> bytes | None:
         return self._box.seal(":".join(source.credential)) if source.credential else None
@@ -149,15 +165,18 @@ class WorkspaceService:
 
     async def _mirror(self, workspace: WorkspaceRecord) -> WorkspaceRecord:
         """Clone or fetch, then record `ready` or `error` with a message a person can act on."""
-        path = self.mirror_path(workspace.id)
         async with self._lock(workspace.id):
             try:
-                state: MirrorState = await asyncio.to_thread(
-                    fetch_mirror if path.exists() else clone_mirror, workspace.repo_url, path, self.credential(workspace)
-                )
-            except MirrorError as exc:
-                log.warning("workspace.mirror_failed", workspace_id=str(workspace.id), error=str(exc))
-                updated = await self._repo.set_status(workspace.id, WorkspaceStatus.ERROR, error=str(exc))
+                local = workspace.repo_url.startswith("/")
+                if local:
+                    # Checked again at every sync: what the path holds may have changed since it was added.
+                    resolve_local_git_dir(workspace.repo_url, self._roots, forbidden=(self._data_dir,))
+                state: MirrorState = await self._store.sync_mirror(
+                    workspace.id, workspace.repo_url, self.credential(workspace), local=local)
+            except (MirrorError, InvalidInputError) as exc:
+                message = exc.detail if isinstance(exc, InvalidInputError) else str(exc)
+                log.warning("workspace.mirror_failed", workspace_id=str(workspace.id), error=message)
+                updated = await self._repo.set_status(workspace.id, WorkspaceStatus.ERROR, error=message)
             else:
                 updated = await self._repo.set_status(
                     workspace.id, WorkspaceStatus.READY, default_branch=state.default_branch, synced=True
@@ -165,6 +184,6 @@ class WorkspaceService:
                 log.info("workspace.mirrored", workspace_id=str(workspace.id), branches=len(state.branches))
             if updated is None:
                 # Deleted while cloning: drop what the clone wrote.
-                await asyncio.to_thread(remove_mirror, path)
+                await self._store.remove_mirror(workspace.id)
                 raise NotFoundError(f"no workspace with id {workspace.id}")
             return updated

@@ -1,0 +1,138 @@
+"""The server's git store: every git operation the services need, each run where it belongs.
+
+libgit2 work runs in the git worker (`GitWorker`, not root). Reading what an agent wrote runs in
+a thread of this process with the agent's filesystem identity (`aicode.git.worktree`). Fetching
+from a local-path source runs here as the server, because the source may be readable by the
+server only; such sources are checked first (`resolve_local_git_dir`) and what the fetch wrote is
+then given to the git uid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from uuid import UUID
+
+import pygit2
+
+from aicode.git import checkout as branches
+from aicode.git import mirror as mirrors
+from aicode.git.checkout import CommitInfo, FileChange
+from aicode.git.mirror import MirrorState
+from aicode.git.patches import format_patch_series
+from aicode.git.worker import GitWorker, StorePath
+from aicode.git.worktree import hand_over_checkout, load_cache, save_cache, scan_worktree
+from aicode.storage.layout import DataLayout, task_ref
+
+__all__ = ["GitStore", "Snapshot"]
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """A turn's commit (None when nothing changed) and the files the snapshot left out, with why."""
+
+    commit: CommitInfo | None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _give(path: Path, uid: int, gid: int) -> None:
+    """chown -R without following symlinks (a tree only the server has written)."""
+    if os.geteuid() != 0:
+        return
+    os.lchown(path, uid, gid)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), uid, gid)
+
+
+def _local_sync(action: Callable[..., MirrorState], url: str, dest: Path) -> MirrorState:
+    # A local source belongs to whoever made it; libgit2 would refuse one owned by another user.
+    pygit2.option(pygit2.enums.Option.SET_OWNER_VALIDATION, 0)
+    return action(url, dest)
+
+
+class GitStore:
+    def __init__(self, layout: DataLayout, worker: GitWorker) -> None:
+        self._layout = layout
+        self._worker = worker
+
+    @property
+    def worker(self) -> GitWorker:
+        return self._worker
+
+    def _mirror(self, workspace_id: UUID) -> StorePath:
+        return StorePath(str(self._layout.mirror(workspace_id).relative_to(self._layout.git_root)))
+
+    # -- mirrors ---------------------------------------------------------------------------------
+
+    async def sync_mirror(self, workspace_id: UUID, url: str, credential: tuple[str, str] | None, *,
+                          local: bool) -> MirrorState:
+        """Clone the workspace's mirror, or fetch into it; raises MirrorError with a message for people."""
+        exists = self._layout.mirror(workspace_id).exists()
+        action = mirrors.fetch_mirror if exists else mirrors.clone_mirror
+        if not local:
+            return await self._worker.run(action, url, self._mirror(workspace_id), credential)
+        path = self._layout.mirror(workspace_id)
+        state = await asyncio.to_thread(_local_sync, action, url, path)
+        ids = self._layout.ids
+        await asyncio.to_thread(_give, path, ids.git_uid, ids.git_gid)
+        return state
+
+    async def remove_mirror(self, workspace_id: UUID) -> None:
+        await asyncio.to_thread(mirrors.remove_mirror, self._layout.mirror(workspace_id))
+
+    async def branch_exists(self, workspace_id: UUID, branch: str) -> bool:
+        return await self._worker.run(branches.branch_exists, self._mirror(workspace_id), branch)
+
+    # -- a task's working copy and branch ------------------------------------------------------------
+
+    async def make_checkout(self, workspace_id: UUID, task_id: UUID, base_branch: str, branch: str) -> str:
+        """Start the task's branch at `base_branch` and fill its (empty) checkout; returns the base commit."""
+        made = self._layout.git_tmp / f"{task_id}-{os.urandom(4).hex()}"
+        relative = StorePath(str(made.relative_to(self._layout.git_root)))
+        base, entries = await self._worker.run(branches.make_working_copy, self._mirror(workspace_id), relative,
+                                               base_branch, branch, task_ref(task_id))
+        try:
+            cache = await asyncio.to_thread(hand_over_checkout, made, self._layout.checkout(task_id),
+                                            self._layout.ids, entries)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, made, True)
+        await asyncio.to_thread(save_cache, self._layout.snapshot_cache(task_id), cache)
+        return base
+
+    async def snapshot(self, workspace_id: UUID, task_id: UUID, parent: str, message: str,
+                       author: tuple[str, str], committer: tuple[str, str]) -> Snapshot:
+        """Commit what the working copy holds now on the task's branch, after `parent`."""
+        layout = self._layout
+        previous = await asyncio.to_thread(load_cache, layout.snapshot_cache(task_id))
+        scan = await asyncio.to_thread(scan_worktree, layout.checkout(task_id),
+                                       layout.mirror(workspace_id) / "objects", layout.ids, previous)
+        commit = await self._worker.run(branches.commit_entries, self._mirror(workspace_id), task_ref(task_id),
+                                        parent, scan.entries, message, author, committer)
+        await asyncio.to_thread(save_cache, layout.snapshot_cache(task_id), scan.cache)
+        return Snapshot(commit=commit, skipped=scan.skipped)
+
+    async def remove_task(self, workspace_id: UUID, task_id: UUID) -> None:
+        """The task's folder and its branch (when the mirror is still there)."""
+        await asyncio.to_thread(shutil.rmtree, self._layout.task_dir(task_id), True)
+        if self._layout.mirror(workspace_id).exists():
+            await self._worker.run(branches.delete_ref, self._mirror(workspace_id), task_ref(task_id))
+
+    # -- review --------------------------------------------------------------------------------------
+
+    async def diff(self, workspace_id: UUID, base: str, head: str) -> str:
+        return await self._worker.run(branches.diff_patch, self._mirror(workspace_id), base, head)
+
+    async def files(self, workspace_id: UUID, base: str, head: str) -> list[FileChange]:
+        return await self._worker.run(branches.diff_files, self._mirror(workspace_id), base, head)
+
+    async def patch_series(self, workspace_id: UUID, base: str, head: str, signature: str) -> str:
+        return await self._worker.run(_patch_series, self._mirror(workspace_id), base, head, signature)
+
+
+def _patch_series(mirror: Path, base: str, head: str, signature: str) -> str:
+    return format_patch_series(mirror, base, head, signature=signature)

@@ -1,0 +1,150 @@
+"""What one turn runs with: whose credential, which network, what the agent's command and environment are.
+
+The turn belongs to the user who asked for it (`turn_user_id`: the creator for the first turn, the
+author of a follow-up after). No credential enters the container: the turn gets a capability
+token for the model gateway, valid while the plan is open (`TurnPlanner.plan`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from aicode.agents.claude import AgentTurn, ClaudeDriver, ModelAccess
+from aicode.auth.repo import UserRepo
+from aicode.credentials.service import CredentialService
+from aicode.gateway.grants import GrantStore
+from aicode.gateway.models import ModelCredential, TurnGrant
+from aicode.gateway.runtime import GatewayRuntime, GatewayUnavailable
+from aicode.tasks.models import TaskRecord
+from aicode.workspaces.models import WorkspaceRecord
+
+__all__ = ["AGENT_HOME", "CONFIG_DIR", "PlannerConfig", "TurnFailure", "TurnPlan", "TurnPlanner", "with_git_sync"]
+
+AGENT_HOME = "/home/agent"
+CONFIG_DIR = f"{AGENT_HOME}/.claude"
+COMMITTER = ("aicode", "aicode@aicode.invalid")
+
+# Runs the agent, then commits what it left in ITS OWN repository inside the container, so the next
+# turn's `git status` starts clean as it would after aicode's commit. It runs in the sandbox as the
+# agent; the server never reads this repository. Leftovers of a turn that was killed (no commit
+# then) are committed before the agent starts. $1: the commit message; the rest: the agent's argv.
+_GIT_SYNC = """\
+sync() {
+  git add -A >/dev/null 2>&1 || return 0
+  git diff --cached --quiet >/dev/null 2>&1 || \
+    git -c core.hooksPath=/dev/null commit -q --no-verify -m "$1" >/dev/null 2>&1 || true
+}
+message=$1; shift
+sync "aicode: work left by an interrupted turn"
+"$@"; status=$?
+sync "$message"
+exit $status
+"""
+
+
+class TurnFailure(Exception):
+    """The turn could not run (no checkout, no image, no credential): the message is the task's error."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerConfig:
+    agent_network: str
+    default_network: str
+    open_networks: tuple[str, ...] = ()
+    agent_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(slots=True)
+class TurnPlan:
+    argv: list[str]
+    env: dict[str, str] = field(repr=False)
+    network: str  # the container's Docker network mode
+    author: tuple[str, str]
+    grant: TurnGrant | None = None
+
+
+def commit_title(prompt: str) -> str:
+    stripped = prompt.strip()
+    return stripped.splitlines()[0][:72] if stripped else "aicode task"
+
+
+def with_git_sync(argv: list[str], message: str) -> list[str]:
+    return ["sh", "-c", _GIT_SYNC, "aicode-turn", message, *argv]
+
+
+class TurnPlanner:
+    def __init__(self, config: PlannerConfig, credentials: CredentialService, grants: GrantStore,
+                 gateway: GatewayRuntime, users: UserRepo) -> None:
+        self._config = config
+        self._credentials = credentials
+        self._grants = grants
+        self._gateway = gateway
+        self._users = users
+        self._driver = ClaudeDriver()
+
+    async def author(self, user_id: UUID) -> tuple[str, str]:
+        user = await self._users.get(user_id)
+        name = user.username if user is not None else "aicode"
+        return name, f"{name}@aicode.invalid"
+
+    def network(self, workspace: WorkspaceRecord) -> tuple[str, str]:
+        """(policy, Docker network) for the workspace; TurnFailure for a network this server does not allow."""
+        policy = workspace.network or self._config.default_network
+        if policy in ("gateway", "allowlist"):
+            return policy, self._config.agent_network
+        if policy == "none":
+            return policy, "none"
+        if policy == "open" and self._config.open_networks:
+            return "open", self._config.open_networks[0]
+        if policy in self._config.open_networks:
+            return "open", policy
+        raise TurnFailure(f"the workspace's network {policy!r} is not allowed on this server: use gateway, "
+                          "allowlist or none, or a network an admin listed in AICODE_OPEN_NETWORKS")
+
+    @asynccontextmanager
+    async def plan(self, task: TaskRecord, workspace: WorkspaceRecord) -> AsyncIterator[TurnPlan]:
+        """The turn's command, environment and network; its capability token is revoked when the block ends."""
+        author = await self.author(task.turn_user_id)
+        stored = await self._credentials.for_agent(task.turn_user_id)
+        if stored is None:
+            raise TurnFailure(
+                f"{author[0]} asked for this turn but has no Anthropic credential: store yours with "
+                "PUT /api/me/credentials/anthropic (an api_key, or an oauth_token from `claude setup-token`)")
+        policy, network = self.network(workspace)
+        prompt = task.pending_prompt or task.prompt
+        turn = AgentTurn(prompt=prompt, model=task.model, max_turns=task.max_turns, resume_session_id=task.session_id)
+        argv = with_git_sync(self._driver.command(turn), commit_title(prompt))
+        grant, access, extra = None, None, {}
+        if policy != "none":
+            grant, access, extra = await self._open_gateway(task, workspace, policy, ModelCredential(*stored))
+        try:
+            env = self._driver.environment(access, self._config.agent_env, CONFIG_DIR)
+            # Commits the agent makes itself carry the same identities as the ones aicode makes.
+            env |= {"HOME": AGENT_HOME, "GIT_AUTHOR_NAME": author[0], "GIT_AUTHOR_EMAIL": author[1],
+                    "GIT_COMMITTER_NAME": COMMITTER[0], "GIT_COMMITTER_EMAIL": COMMITTER[1], **extra}
+            yield TurnPlan(argv=argv, env=env, network=network, author=author, grant=grant)
+        finally:
+            if grant is not None:
+                await self._grants.revoke(grant)
+
+    async def _open_gateway(self, task: TaskRecord, workspace: WorkspaceRecord, policy: str,
+                            credential: ModelCredential) -> tuple[TurnGrant, ModelAccess, dict[str, str]]:
+        try:
+            endpoint = await self._gateway.endpoint()
+        except GatewayUnavailable as exc:
+            raise TurnFailure(str(exc)) from None
+        egress = tuple(workspace.egress_allow) if policy == "allowlist" else ()
+        token, grant = await self._grants.issue(task_id=task.id, user_id=task.turn_user_id,
+                                                workspace_id=workspace.id, credentials={"anthropic": credential},
+                                                egress_allow=egress)
+        extra: dict[str, str] = {}
+        if policy == "allowlist":
+            proxy = endpoint.proxy_url(token)
+            # The gateway itself is reached directly, never through the proxy.
+            bypass = f"{endpoint.address},localhost,127.0.0.1"
+            extra = {"HTTPS_PROXY": proxy, "https_proxy": proxy, "HTTP_PROXY": proxy, "http_proxy": proxy,
+                     "NO_PROXY": bypass, "no_proxy": bypass}
+        return grant, ModelAccess(endpoint.base_url, token), extra

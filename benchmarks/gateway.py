@@ -1,0 +1,97 @@
+"""Benchmark: what the model gateway adds to a streaming model call, and whether its memory stays flat.
+
+    python benchmarks/gateway.py [--calls 200]
+
+Streaming `POST /v1/messages` calls go to the scripted mock Messages API, alternately straight and
+through a GatewayListener (in-memory backend, the shipped price table), all in this process on
+127.0.0.1. Time to first byte is measured to the first body chunk; total time to the end of the
+stream. The process's resident memory (VmRSS) is read after 20 and after all calls through the
+gateway: the gateway holds nothing per finished call, so the two should be about the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+from harness import percentile
+
+from aicode.gateway.listener import GatewayListener
+from aicode.gateway.prices import PriceTable
+from tests.fakes.mock_anthropic import MockAnthropic, reply
+from tests.test_gateway import TOKEN, InMemoryGatewayBackend
+
+PROMPT = {"model": "claude-sonnet-4-5", "max_tokens": 1024, "stream": True,
+          "messages": [{"role": "user", "content": "Write a paragraph. " * 50}]}
+ANSWER = reply("All work and no play makes Jack a dull boy. " * 100)  # ~4.5 KB of text, ~10 events
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def timed_call(http: httpx.AsyncClient, headers: dict[str, str]) -> tuple[float, float]:
+    """Seconds to the first streamed byte and to the end of the stream."""
+    started = time.perf_counter()
+    first = 0.0
+    async with http.stream("POST", "/v1/messages", json=PROMPT, headers=headers) as response:
+        response.raise_for_status()
+        async for _ in response.aiter_raw():
+            first = first or time.perf_counter() - started
+    return first, time.perf_counter() - started
+
+
+def summary(name: str, values: list[float]) -> str:
+    return f"p50 {percentile(values, 50) * 1000:6.2f} ms  p99 {percentile(values, 99) * 1000:6.2f} ms  ({name})"
+
+
+async def main(calls: int) -> None:
+    backend = InMemoryGatewayBackend()
+    backend.add_grant(TOKEN)
+    async with MockAnthropic(default=ANSWER) as mock:
+        listener = GatewayListener(backend, PriceTable.load(), upstream=mock.url)
+        await listener.start("127.0.0.1")
+        try:
+            async with httpx.AsyncClient(base_url=mock.url, timeout=60) as direct, \
+                    httpx.AsyncClient(base_url=f"http://127.0.0.1:{listener.http_port}", timeout=60) as gateway:
+                results: dict[str, list[tuple[float, float]]] = {"direct": [], "gateway": []}
+                rss_after_20 = 0.0
+                for index in range(calls):
+                    # Alternate which goes first, so neither always meets a warmer loop.
+                    order = [("direct", direct, {"x-api-key": "sk-direct"}), ("gateway", gateway, {"x-api-key": TOKEN})]
+                    for name, http, headers in order if index % 2 == 0 else reversed(order):
+                        results[name].append(await timed_call(http, headers))
+                    if index + 1 == 20:
+                        rss_after_20 = rss_mb()
+                rss_after_all = rss_mb()
+        finally:
+            await listener.stop()
+    report(results, rss_after_20, rss_after_all, calls, len(backend.usages))
+
+
+def report(results: dict[str, list[tuple[float, float]]], rss_after_20: float, rss_after_all: float,
+           calls: int, recorded: int) -> None:
+    print(f"{calls} streaming /v1/messages calls each, straight to the mock and through the gateway")
+    for label, column in (("time to first byte", 0), ("total time", 1)):
+        direct = [r[column] for r in results["direct"]]
+        gateway = [r[column] for r in results["gateway"]]
+        print(f"{label}:")
+        print("  direct  " + summary("mock", direct))
+        print("  gateway " + summary("through the gateway", gateway))
+        print(f"  added   p50 {(percentile(gateway, 50) - percentile(direct, 50)) * 1000:+.2f} ms, "
+              f"p99 {(percentile(gateway, 99) - percentile(direct, 99)) * 1000:+.2f} ms")
+    print(f"usage records: {recorded} (one per gateway call)")
+    print(f"process RSS: {rss_after_20:.1f} MB after 20 calls, {rss_after_all:.1f} MB after {calls} "
+          f"({rss_after_all - rss_after_20:+.1f} MB)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=200)
+    asyncio.run(main(parser.parse_args().calls))
