@@ -33,6 +33,7 @@ from aicode.auth.repo import RevokedJwtRepo, TokenRepo, UserRepo
 from aicode.auth.security import build_jwt_auth
 from aicode.auth.service import AuthService
 from aicode.background import BackgroundTasks
+from aicode.containers.confinement import NetworkConfinement
 from aicode.containers.engine import DockerEngine
 from aicode.containers.network import AgentNetwork
 from aicode.containers.runtime import ContainerRuntime
@@ -45,6 +46,7 @@ from aicode.db.migrations import apply_migrations
 from aicode.db.pool import Database
 from aicode.errors import AicodeError
 from aicode.gateway.backend import ServerGatewayBackend
+from aicode.gateway.controller import UsageController
 from aicode.gateway.grants import GrantStore
 from aicode.gateway.listener import GatewayListener
 from aicode.gateway.prices import PriceTable
@@ -177,7 +179,8 @@ def create_app(settings: Settings) -> Litestar:
     async def notify(task_id: UUID, level: str, code: str, message: str) -> None:
         await bus.emit(task_id, [("notice", {"level": level, "code": code, "message": message})])
 
-    gateway_backend = ServerGatewayBackend(grants, UsageRepo(database), background, notify)
+    usage_repo = UsageRepo(database)
+    gateway_backend = ServerGatewayBackend(grants, usage_repo, background, notify)
     gateway = GatewayRuntime(
         AgentNetwork(docker_engine, settings.agent_network),
         GatewayListener(gateway_backend, PriceTable.load(settings.model_prices), upstream=settings.anthropic_upstream),
@@ -192,6 +195,8 @@ def create_app(settings: Settings) -> Litestar:
         RunnerConfig(server_id=server_id, default_image=settings.workspace_image, agent_uid=layout.ids.agent_uid,
                      agent_gid=layout.ids.agent_gid),
         task_repo, WorkspaceRepo(database), bus, runtime, planner, store, layout,
+        # Only next to a local engine can the server enter its containers' network namespaces.
+        NetworkConfinement(runtime, enabled=os.geteuid() == 0 and docker_engine.url.startswith("unix://")),
     )
     supervisor = TaskSupervisor(runner, task_repo, runtime, background,
                                 max_concurrent=settings.max_concurrent_tasks, server_id=server_id)
@@ -241,7 +246,7 @@ def create_app(settings: Settings) -> Litestar:
     return Litestar(
         route_handlers=[
             HealthController, AuthController, MeController, TokenController, AdminUserController,
-            WorkspaceController, CredentialController, TaskController, TaskStreamController,
+            WorkspaceController, CredentialController, TaskController, TaskStreamController, UsageController,
             *web_route_handlers(),
         ],
         lifespan=[lifespan],
@@ -253,6 +258,7 @@ def create_app(settings: Settings) -> Litestar:
             "docker_engine": Provide(lambda: docker_engine, sync_to_thread=False),
             "credential_service": Provide(lambda: credential_service, sync_to_thread=False),
             "task_service": Provide(lambda: task_service, sync_to_thread=False),
+            "usage_repo": Provide(lambda: usage_repo, sync_to_thread=False),
         },
         state=State({"auth_service": auth_service, "workspace_service": workspace_service,
                      "background": background, "settings": settings, "supervisor": supervisor,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import aiodocker
 import pytest
@@ -35,7 +36,8 @@ async def test_the_task_container_is_hardened_and_labelled(task_app, workspace) 
     assert "/tmp" in host["Tmpfs"]
     assert host["Memory"] == 512 * 1024 * 1024 and host["NanoCpus"] == 1_000_000_000 and host["PidsLimit"] == 128
     assert host["NetworkMode"] == "none"
-    assert info["Config"]["User"] == "1000:1000"
+    # Not the image's user: the agent uid (10000 when the server is root, else the server's own).
+    assert info["Config"]["User"] == ("10000:10000" if os.geteuid() == 0 else f"{os.getuid()}:{os.getgid()}")
     assert not any("docker.sock" in bind for bind in host["Binds"])
     assert any(bind.endswith(":/workspace:rw") for bind in host["Binds"])
     labels = info["Config"]["Labels"]

@@ -28,7 +28,7 @@ async def _no_clone_left_running(client: AsyncTestClient, admin_headers: dict[st
 
 
 def mirror_of(settings: Settings, workspace_id: str) -> Path:
-    return settings.data_dir / "mirrors" / f"{workspace_id}.git"
+    return settings.data_dir / "git" / "mirrors" / f"{workspace_id}.git"
 
 
 def mirror_branches(mirror: Path) -> set[str]:
@@ -283,17 +283,43 @@ async def test_requests_without_credentials_are_401(client) -> None:
 # -- network policy ------------------------------------------------------------------------------
 
 
-async def test_host_network_is_refused_to_a_member(client, alice, source_repo) -> None:
+async def test_the_default_network_is_the_gateway_policy(client, alice, source_repo) -> None:
+    created = await create(client, alice, name="proj", repo_url=str(source_repo))
+    assert created["network"] is None and created["egress_allow"] == []
+
+
+@pytest.mark.parametrize("network", ["gateway", "allowlist", "none"])
+async def test_a_member_may_choose_a_network_policy(client, alice, source_repo, network: str) -> None:
+    created = await create(client, alice, name="proj", repo_url=str(source_repo), network=network)
+    assert created["network"] == network
+
+
+@pytest.mark.parametrize("network", ["host", "bridge", "my-net"])
+async def test_an_unknown_network_is_refused_naming_the_choices(client, alice, source_repo, network: str) -> None:
     response = await client.post(
-        "/api/workspaces", json={"name": "proj", "repo_url": str(source_repo), "network": "host"}, headers=alice
-    )
-    assert_error_shape(response, 403)
-    assert (await client.get("/api/workspaces", headers=alice)).json() == []
+        "/api/workspaces", json={"name": "proj", "repo_url": str(source_repo), "network": network}, headers=alice)
+    assert response.status_code == 400
+    assert network in response.json()["detail"] and "gateway" in response.json()["detail"]
 
 
-async def test_host_network_is_allowed_to_the_admin(client, admin_headers, source_repo) -> None:
-    created = await create(client, admin_headers, name="proj", repo_url=str(source_repo), network="host")
-    assert created["network"] == "host"
+async def test_the_egress_allowlist_is_stored_and_validated(client, alice, source_repo) -> None:
+    created = await create(client, alice, name="proj", repo_url=str(source_repo), network="allowlist",
+                           egress_allow=["registry.npmjs.org", "*.pypi.org", "git.example.com:8443"])
+    assert created["egress_allow"] == ["registry.npmjs.org", "*.pypi.org", "git.example.com:8443"]
+    for bad in (["http://x.org"], ["a b"], ["x.org/path"], ["*"]):
+        response = await client.patch(f"/api/workspaces/{created['id']}", json={"egress_allow": bad}, headers=alice)
+        assert response.status_code == 400, bad
+
+
+async def test_only_an_admin_sets_a_workspace_budget(client, alice, admin_headers, source_repo) -> None:
+    created = await create(client, alice, name="proj", repo_url=str(source_repo))
+    refused = await client.patch(f"/api/workspaces/{created['id']}", json={"monthly_budget_usd": 5}, headers=alice)
+    assert refused.status_code == 403
+    set_ = await client.patch(f"/api/workspaces/{created['id']}", json={"monthly_budget_usd": 5}, headers=admin_headers)
+    assert set_.status_code == 200 and set_.json()["monthly_budget_usd"] == 5
+    cleared = await client.patch(f"/api/workspaces/{created['id']}", json={"monthly_budget_usd": None},
+                                 headers=admin_headers)
+    assert cleared.json()["monthly_budget_usd"] is None
 
 
 # -- changing ------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
@@ -31,7 +32,7 @@ __all__ = ["AdminUserController", "AuthController", "MeController", "TokenContro
 
 def user_out(user: UserRecord) -> User:
     return User(id=user.id, username=user.username, admin=user.is_admin, disabled=user.disabled,
-                created_at=user.created_at)
+                created_at=user.created_at, monthly_budget_usd=user.monthly_budget_usd)
 
 
 class AuthController(Controller):
@@ -108,8 +109,9 @@ class AdminUserController(Controller):
     async def update(
         self, user_id: FromPath[UUID], data: JSONBody[UserUpdate], request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService]
     ) -> User:
-        """Disable or enable a user, reset their password, or change their role."""
+        """Disable or enable a user, reset their password, change their role or monthly model budget."""
+        budget = None if data.monthly_budget_usd is msgspec.UNSET else (data.monthly_budget_usd,)
         user = await auth_service.update_user(
-            request.user, user_id, disabled=data.disabled, password=data.password, admin=data.admin
+            request.user, user_id, disabled=data.disabled, password=data.password, admin=data.admin, budget=budget
         )
         return user_out(user)

@@ -17,6 +17,7 @@ class UserRecord:
     is_admin: bool
     disabled: bool
     created_at: datetime
+    monthly_budget_usd: float | None = None  # model spend allowed per calendar month (None: no cap)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from aicode.errors import ConflictError
 
 __all__ = ["RevokedJwtRepo", "TokenRepo", "UserRepo"]
 
-_USER_COLUMNS = "id, username, password_hash, is_admin, disabled, created_at"
+_USER_COLUMNS = "id, username, password_hash, is_admin, disabled, created_at, monthly_budget_usd"
 
 
 def _user(row: asyncpg.Record | None) -> UserRecord | None:
@@ -65,19 +65,24 @@ class UserRepo:
         return _user(row)
 
     async def update(
-        self, user_id: UUID, *, disabled: bool | None, password_hash: str | None, is_admin: bool | None
+        self, user_id: UUID, *, disabled: bool | None, password_hash: str | None, is_admin: bool | None,
+        budget: tuple[float | None] | None = None,
     ) -> UserRecord | None:
+        """Change the given fields (None: keep); `budget` is `(value,)` to set the monthly budget, `(None,)` to clear."""
         row = await self._db.pool.fetchrow(
             f"""UPDATE users SET
                     disabled = coalesce($2, disabled),
                     password_hash = coalesce($3, password_hash),
                     is_admin = coalesce($4, is_admin),
+                    monthly_budget_usd = CASE WHEN $5 THEN $6 ELSE monthly_budget_usd END,
                     updated_at = now()
                 WHERE id = $1 RETURNING {_USER_COLUMNS}""",
             user_id,
             disabled,
             password_hash,
             is_admin,
+            budget is not None,
+            budget[0] if budget is not None else None,
         )
         return _user(row)
 

@@ -57,6 +57,7 @@ class User(msgspec.Struct):
     admin: bool
     disabled: bool
     created_at: datetime
+    monthly_budget_usd: float | None = None
 
 
 class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -69,6 +70,8 @@ class UserUpdate(msgspec.Struct, forbid_unknown_fields=True):
     disabled: bool | None = None
     password: Password | None = None
     admin: bool | None = None
+    # USD of model calls per calendar month (UTC); null removes the cap.
+    monthly_budget_usd: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class ApiTokenCreate(msgspec.Struct, forbid_unknown_fields=True):

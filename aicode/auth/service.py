@@ -51,16 +51,18 @@ class AuthService:
         return await self._users.list()
 
     async def update_user(
-        self, actor: UserRecord, user_id: UUID, *, disabled: bool | None, password: str | None, admin: bool | None
+        self, actor: UserRecord, user_id: UUID, *, disabled: bool | None, password: str | None, admin: bool | None,
+        budget: tuple[float | None] | None = None,
     ) -> UserRecord:
         if user_id == actor.id and (disabled or admin is False):
             raise ForbiddenError("you cannot disable yourself or remove your own admin role")
         password_hash = await hash_password(password) if password is not None else None
-        user = await self._users.update(user_id, disabled=disabled, password_hash=password_hash, is_admin=admin)
+        user = await self._users.update(user_id, disabled=disabled, password_hash=password_hash, is_admin=admin,
+                                        budget=budget)
         if user is None:
             raise NotFoundError(f"no user with id {user_id}")
         log.info("user.updated", username=user.username, disabled=disabled, admin=admin,
-                 password_changed=password is not None, by=actor.username)
+                 password_changed=password is not None, budget=budget, by=actor.username)
         return user
 
     async def ensure_first_admin(self, bootstrap: tuple[str, str] | None) -> None:

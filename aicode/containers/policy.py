@@ -33,6 +33,8 @@ class ContainerSpec:
     home: str = "/home/agent"
     workdir: str = "/workspace"
     env: dict[str, str] = field(default_factory=dict)
+    # Off on the agent network: only the IPv4 gateway address is meant to be reachable there.
+    ipv6: bool = True
 
 
 def create_config(spec: ContainerSpec) -> dict[str, Any]:
@@ -70,5 +72,8 @@ def create_config(spec: ContainerSpec) -> dict[str, Any]:
             "NetworkMode": spec.network,
             "Init": True,
             "IpcMode": "private",
+            # A container in the host's network namespace cannot have sysctls of its own.
+            **({"Sysctls": {"net.ipv6.conf.all.disable_ipv6": "1"}} if not spec.ipv6 and spec.network != "host"
+               else {}),
         },
     }

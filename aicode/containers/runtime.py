@@ -86,6 +86,17 @@ class ContainerRuntime:
         result.exit_code = info.get("ExitCode")
         result.oom_killed = await self._oom_killed(container_id)
 
+    async def pid(self, container_id: str) -> int:
+        """The host pid of the container's first process (it must be running)."""
+        try:
+            info = await self._client().containers.container(container_id).show()
+        except aiodocker.DockerError as exc:
+            raise ContainerError(f"could not inspect the container: {exc.message}") from None
+        pid = int(info.get("State", {}).get("Pid") or 0)
+        if pid <= 0:
+            raise ContainerError("the container is not running")
+        return pid
+
     async def kill(self, container_id: str) -> None:
         with contextlib.suppress(aiodocker.DockerError):
             await self._client().containers.container(container_id).kill(signal="SIGKILL")

@@ -9,7 +9,10 @@ pgserver counts them and stops PostgreSQL when the last one lets go.
 
 from __future__ import annotations
 
+import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,34 @@ __all__ = ["EmbeddedPostgres"]
 log = structlog.get_logger(__name__)
 
 _DATABASE = "aicode"
+
+
+def _prefix(path: Path) -> list[Path]:
+    return [path, *path.parents]
+
+
+@contextmanager
+def _path_kept_private(pgdata: Path, *, reachable: bool) -> Iterator[None]:
+    """Undo, when the block ends, the modes pgserver widens on the folders above the database.
+
+    As root, pgserver runs PostgreSQL as a system user of its own and makes every folder above the
+    database readable by everyone (`g+rx,o+rx`, up to `/`) so that user can reach it. The running
+    server never needs that again (PostgreSQL works from inside its data folder), so the modes are
+    put back; `reachable` lets that user traverse them for the block (to stop the server).
+    """
+    if os.geteuid() != 0:
+        yield
+        return
+    modes = {p: p.stat().st_mode & 0o7777 for p in _prefix(pgdata.parent) if p.exists()}
+    try:
+        if reachable:
+            for folder, mode in modes.items():
+                # pg_ctl runs as that user but keeps root's group, so the group bit counts too.
+                os.chmod(folder, mode | 0o011)
+        yield
+    finally:
+        for folder, mode in modes.items():
+            os.chmod(folder, mode)
 
 
 class EmbeddedPostgres:
@@ -38,7 +69,8 @@ class EmbeddedPostgres:
             warnings.simplefilter("ignore")
             import pgserver  # imported here: servers with an external database never need it
 
-            self._server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
+            with _path_kept_private(self.pgdata, reachable=False):
+                self._server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
         log.info("embedded_postgres.started", pgdata=str(self.pgdata))
         return self._server.get_uri(_DATABASE)
 
@@ -55,6 +87,7 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         """Let go of the server; PostgreSQL stops when no other aicode process still uses it."""
         if self._server is not None:
-            self._server.cleanup()
+            with _path_kept_private(self.pgdata, reachable=True):
+                self._server.cleanup()
             self._server = None
             log.info("embedded_postgres.released", pgdata=str(self.pgdata))

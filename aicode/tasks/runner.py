@@ -14,6 +14,7 @@ import structlog
 from aicode.agents.claude import ClaudeDriver
 from aicode.agents.events import TurnOutcome
 from aicode.background import BackgroundTasks
+from aicode.containers.confinement import NetworkConfinement
 from aicode.containers.policy import ContainerSpec, Mount
 from aicode.containers.runtime import ContainerError, ContainerRuntime, ExecResult
 from aicode.gateway.models import TurnGrant
@@ -91,6 +92,7 @@ class TaskRunner:
     def __init__(
         self, config: RunnerConfig, tasks: TaskRepo, workspaces: WorkspaceRepo, bus: TaskEventBus,
         runtime: ContainerRuntime, planner: TurnPlanner, store: GitStore, layout: DataLayout,
+        confinement: NetworkConfinement,
     ) -> None:
         self._config = config
         self._tasks = tasks
@@ -100,6 +102,7 @@ class TaskRunner:
         self._planner = planner
         self._store = store
         self._layout = layout
+        self._confinement = confinement
         self._driver = ClaudeDriver()
         self._execution = AgentExecution(runtime, bus)
         self._removals = BackgroundTasks()
@@ -203,12 +206,16 @@ class TaskRunner:
                     Mount(str(self._layout.agent_config(task.id)), CONFIG_DIR)),
             network=plan.network,
             home=AGENT_HOME,
+            ipv6=plan.confine_to is None,
             **kwargs,
         )
         try:
-            return await self._runtime.start(spec)
+            container_id = await self._runtime.start(spec)
         except ContainerError as exc:
             raise TurnFailure(str(exc)) from None
+        if plan.confine_to is not None:
+            await self._confinement.confine(container_id, plan.confine_to)
+        return container_id
 
     def _judge(
         self, task: TaskRecord, workspace: WorkspaceRecord, outcome: TurnOutcome, result: ExecResult,

@@ -64,6 +64,8 @@ class TurnPlan:
     network: str  # the container's Docker network mode
     author: tuple[str, str]
     grant: TurnGrant | None = None
+    # On the agent network: the gateway address, the only one the container may reach.
+    confine_to: str | None = None
 
 
 def commit_title(prompt: str) -> str:
@@ -117,15 +119,17 @@ class TurnPlanner:
         prompt = task.pending_prompt or task.prompt
         turn = AgentTurn(prompt=prompt, model=task.model, max_turns=task.max_turns, resume_session_id=task.session_id)
         argv = with_git_sync(self._driver.command(turn), commit_title(prompt))
-        grant, access, extra = None, None, {}
+        grant, access, extra, confine_to = None, None, {}, None
         if policy != "none":
             grant, access, extra = await self._open_gateway(task, workspace, policy, ModelCredential(*stored))
+            if policy in ("gateway", "allowlist"):
+                confine_to = (await self._gateway.endpoint()).address
         try:
             env = self._driver.environment(access, self._config.agent_env, CONFIG_DIR)
             # Commits the agent makes itself carry the same identities as the ones aicode makes.
             env |= {"HOME": AGENT_HOME, "GIT_AUTHOR_NAME": author[0], "GIT_AUTHOR_EMAIL": author[1],
                     "GIT_COMMITTER_NAME": COMMITTER[0], "GIT_COMMITTER_EMAIL": COMMITTER[1], **extra}
-            yield TurnPlan(argv=argv, env=env, network=network, author=author, grant=grant)
+            yield TurnPlan(argv=argv, env=env, network=network, author=author, grant=grant, confine_to=confine_to)
         finally:
             if grant is not None:
                 await self._grants.revoke(grant)
