@@ -192,8 +192,8 @@ def create_app(settings: Settings) -> Litestar:
         credential_service, grants, gateway, UserRepo(database),
     )
     runner = TaskRunner(
-        RunnerConfig(server_id=server_id, default_image=settings.workspace_image, agent_uid=layout.ids.agent_uid,
-                     agent_gid=layout.ids.agent_gid),
+        RunnerConfig(server_id=server_id, default_image=settings.workspace_image,
+                     container_user=layout.ids.container_user),
         task_repo, WorkspaceRepo(database), bus, runtime, planner, store, layout,
         # Only next to a local engine can the server enter its containers' network namespaces.
         NetworkConfinement(runtime, enabled=os.geteuid() == 0 and docker_engine.url.startswith("unix://")),

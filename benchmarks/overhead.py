@@ -3,8 +3,10 @@ against the same CLI and script run by a plain `docker run` of the same image; t
 
     python benchmarks/overhead.py [--runs 5]
 
-Both sides talk to the same mock Messages API on 127.0.0.1 (host networking) and start from the
-same repository content. Runs alternate between the two so machine noise hits both alike.
+Both sides use the same mock Messages API on 127.0.0.1 and start from the same repository content.
+The plain run reaches it directly (host networking, the key in its environment); aicode runs as
+deployed: on its internal agent network, through its model gateway (the mock is the upstream).
+Runs alternate between the two so machine noise hits both alike.
 """
 
 from __future__ import annotations
@@ -71,8 +73,9 @@ async def through_aicode(server, mock: MockAnthropic) -> float:
 
 async def main(runs: int) -> None:
     async with MockAnthropic() as mock:
-        async with bench_server(BASE_IMAGE, network="host", extra_env={
-            "ANTHROPIC_BASE_URL": mock.url, "AICODE_AGENT_ENV": "ANTHROPIC_BASE_URL"}) as server:
+        # aicode as deployed: the default `gateway` network, model calls through its gateway to the mock.
+        async with bench_server(BASE_IMAGE, network="gateway", extra_env={
+            "AICODE_ANTHROPIC_UPSTREAM": mock.url}) as server:
             await through_aicode(server, mock)  # warm-up: page cache, image layers
             plain, aicode = [], []
             for _ in range(runs):

@@ -70,7 +70,8 @@ class AgentNetwork:
             raise AgentNetworkError(
                 f"the Docker network {self._name!r} exists but is not internal (it would let agents reach the "
                 "internet): remove it (docker network rm) so aicode can make it, or set AICODE_AGENT_NETWORK")
-        return NetworkPlace(network=self._name, address=self._listen_address(info))
+        address = self._host_address(info) or await self._own_address(info)
+        return NetworkPlace(network=self._name, address=address)
 
     async def _inspect(self) -> dict | None:
         try:
@@ -99,17 +100,30 @@ class AgentNetwork:
             raise AgentNetworkError(f"the Docker network {self._name!r} vanished while it was being set up")
         return info
 
-    def _listen_address(self, info: dict) -> str:
+    @staticmethod
+    def _host_address(info: dict) -> str | None:
+        """The network's gateway address, when it is an address of this host (aicode runs on the host)."""
         gateways = [c.get("Gateway") for c in (info.get("IPAM") or {}).get("Config") or [] if c.get("Gateway")]
-        for gateway in gateways:
-            if _can_bind(gateway):
-                return gateway
-        # Not on the host: a server in a container joined to the network listens on its own address.
-        own = socket.gethostname()
+        return next((gateway for gateway in gateways if _can_bind(gateway)), None)
+
+    async def _own_address(self, info: dict) -> str:
+        """aicode runs in a container of this engine: join it to the network and answer its address there."""
+        own = socket.gethostname()  # Docker names a container's host after its id
         for container_id, endpoint in (info.get("Containers") or {}).items():
             if container_id.startswith(own) and endpoint.get("IPv4Address"):
                 return endpoint["IPv4Address"].split("/")[0]
-        raise AgentNetworkError(
-            f"cannot listen on the Docker network {self._name!r} (gateway {', '.join(gateways) or 'unknown'}): "
-            "run aicode on the Docker host, or join its container to the network "
-            f"(docker network connect {self._name} <aicode container>)")
+        try:
+            container = await self._engine.client.containers.get(own)
+            network = await self._engine.client.networks.get(self._name)
+            await network.connect({"Container": container.id})
+        except aiodocker.DockerError as exc:
+            raise AgentNetworkError(
+                f"cannot listen on the Docker network {self._name!r}: aicode is not on the Docker host and could "
+                f"not join the network itself ({exc.message}); run it on the host, or join its container to the "
+                f"network (docker network connect {self._name} <aicode container>)") from None
+        log.info("agent_network.joined", network=self._name, container=own)
+        joined = await self._inspect() or {}
+        for container_id, endpoint in (joined.get("Containers") or {}).items():
+            if container_id.startswith(container.id[:12]) and endpoint.get("IPv4Address"):
+                return endpoint["IPv4Address"].split("/")[0]
+        raise AgentNetworkError(f"joined the Docker network {self._name!r} but got no address on it")

@@ -99,7 +99,7 @@ class _Forwarder:
             return anthropic_error(REFUSAL_STATUS, reason, final=True)
         credential = grant.credentials.get("anthropic")
         if credential is None:
-            return anthropic_error(401, "the user who started this task has no Anthropic credential: store an "
+            return anthropic_error(401, "the user who asked for this turn has no Anthropic credential: store an "
                                    "API key or OAuth token in account settings", final=True)
         raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
         if any(segment in {".", ".."} for segment in raw_path.decode("latin-1").split("/")):

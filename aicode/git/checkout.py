@@ -132,23 +132,28 @@ def make_working_copy(mirror: Path, dest: Path, base_branch: str, branch: str, r
 
 
 def commit_entries(mirror: Path, ref: str, parent: str, entries: list[TreeEntry], message: str,
-                   author: tuple[str, str], committer: tuple[str, str]) -> CommitInfo | None:
-    """Commit the tree `entries` describe on `ref` after `parent`; None when it equals the parent's."""
+                   author: tuple[str, str], committer: tuple[str, str]) -> tuple[CommitInfo | None, list[str]]:
+    """Commit the tree `entries` describe on `ref` after `parent`: (the commit, or None when the tree
+    equals the parent's; the paths left out because git refuses such names, e.g. `git~1`, `.git.`)."""
     repo = _open(mirror)
+    refused: list[str] = []
     try:
         index = pygit2.Index()
         for entry in entries:
-            index.add(pygit2.IndexEntry(entry.path, pygit2.Oid(hex=entry.oid), entry.mode))
+            try:
+                index.add(pygit2.IndexEntry(entry.path, pygit2.Oid(hex=entry.oid), entry.mode))
+            except (pygit2.GitError, ValueError, OSError):
+                refused.append(entry.path)
         tree = index.write_tree(repo)
         base = repo[parent].peel(pygit2.Commit)
         if tree == base.tree.id:
-            return None
+            return None, refused
         oid = repo.create_commit(None, pygit2.Signature(*author), pygit2.Signature(*committer), message, tree,
                                  [base.id])
         repo.references.create(ref, oid, force=True)
         stats = repo.diff(base, repo[oid]).stats
         return CommitInfo(commit=str(oid), files_changed=stats.files_changed, additions=stats.insertions,
-                          deletions=stats.deletions)
+                          deletions=stats.deletions), refused
     except (pygit2.GitError, KeyError, ValueError) as exc:
         raise CheckoutError(f"could not commit the turn's changes: {exc}") from None
     finally:

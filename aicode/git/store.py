@@ -111,10 +111,10 @@ class GitStore:
         previous = await asyncio.to_thread(load_cache, layout.snapshot_cache(task_id))
         scan = await asyncio.to_thread(scan_worktree, layout.checkout(task_id),
                                        layout.mirror(workspace_id) / "objects", layout.ids, previous)
-        commit = await self._worker.run(branches.commit_entries, self._mirror(workspace_id), task_ref(task_id),
-                                        parent, scan.entries, message, author, committer)
+        commit, refused = await self._worker.run(branches.commit_entries, self._mirror(workspace_id),
+                                                 task_ref(task_id), parent, scan.entries, message, author, committer)
         await asyncio.to_thread(save_cache, layout.snapshot_cache(task_id), scan.cache)
-        return Snapshot(commit=commit, skipped=scan.skipped)
+        return Snapshot(commit=commit, skipped=scan.skipped + [(path, "git refuses this name") for path in refused])
 
     async def remove_task(self, workspace_id: UUID, task_id: UUID) -> None:
         """The task's folder and its branch (when the mirror is still there)."""

@@ -13,6 +13,7 @@ worker (`aicode.git.checkout.commit_entries`). Blocking: run in a thread.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import os
@@ -41,6 +42,8 @@ __all__ = [
 
 MAX_FILE_BYTES = 100 * 1024 * 1024  # as GitHub: a larger file could not be pushed anyway
 _MAX_IGNORE_BYTES = 1024 * 1024
+# Deeper folders are left out (and reported): the walk recurses, and holds a handle per level.
+MAX_DEPTH = 200
 MODE_FILE, MODE_EXECUTABLE, MODE_LINK, MODE_GITLINK = 0o100644, 0o100755, 0o120000, 0o160000
 # A file changed within this long before the scan may change again within the same timestamp
 # tick without its ctime moving: such entries are re-read next time rather than trusted.
@@ -135,6 +138,7 @@ class _Scanner:
         # Folders that hold a path of the previous snapshot: tracked files in them are kept even
         # when a .gitignore now matches them, as git keeps tracked files.
         self._tracked_dirs = {path.rsplit("/", i)[0] + "/" for path in previous for i in range(1, path.count("/") + 1)}
+        self._sorted_previous = sorted(previous)
         self.scan = WorktreeScan()
 
     def walk(self, fd: int, prefix: str, ignores: list[tuple[str, pathspec.GitIgnoreSpec]]) -> None:
@@ -144,7 +148,7 @@ class _Scanner:
         try:
             names = sorted(os.listdir(fd))
         except OSError as exc:
-            self.scan.skipped.append((prefix or ".", f"folder not readable ({exc.strerror})"))
+            self._skip(prefix or ".", f"folder not readable ({exc.strerror})", folder=True)
             return
         for name in names:
             # The agent's own git data, at any depth: never read, never committed (git refuses
@@ -158,7 +162,7 @@ class _Scanner:
             try:
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
             except OSError as exc:
-                self.scan.skipped.append((path, f"not readable ({exc.strerror})"))
+                self._skip(path, f"not readable ({exc.strerror})")
                 continue
             self._entry(fd, name, path, st, ignores)
 
@@ -178,13 +182,16 @@ class _Scanner:
             else:
                 self._file(fd, name, path, st, previous)
         else:
-            self.scan.skipped.append((path, "not a regular file, folder or symlink"))
+            self._skip(path, "not a regular file, folder or symlink")
 
     def _folder(self, fd: int, name: str, path: str, ignores: list[tuple[str, pathspec.GitIgnoreSpec]]) -> None:
+        if path.count("/") >= MAX_DEPTH:
+            self._skip(path, f"nested deeper than {MAX_DEPTH} folders", folder=True)
+            return
         try:
             sub = os.open(name, _DIR_FLAGS, dir_fd=fd)
         except OSError as exc:
-            self.scan.skipped.append((path, f"folder not readable ({exc.strerror})"))
+            self._skip(path, f"folder not readable ({exc.strerror})", folder=True)
             return
         try:
             self.walk(sub, path + "/", ignores)
@@ -195,7 +202,7 @@ class _Scanner:
         try:
             target = os.readlink(os.fsencode(name), dir_fd=fd)
         except OSError as exc:
-            self.scan.skipped.append((path, f"symlink not readable ({exc.strerror})"))
+            self._skip(path, f"symlink not readable ({exc.strerror})")
             return
         self._add(path, CachedEntry(MODE_LINK, self._objects.store(target)), None)
 
@@ -206,17 +213,31 @@ class _Scanner:
             self._add(path, previous, signature)
             return
         if st.st_size > MAX_FILE_BYTES:
-            self.scan.skipped.append((path, f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB"))
+            self._skip(path, f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
             return
         try:
             data = _read_regular(fd, name, MAX_FILE_BYTES)
         except OSError as exc:
-            self.scan.skipped.append((path, f"not readable ({exc.strerror})"))
+            self._skip(path, f"not readable ({exc.strerror})")
             return
         if data is None:
-            self.scan.skipped.append((path, f"not a regular file, or larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB"))
+            self._skip(path, f"not a regular file, or larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
             return
         self._add(path, CachedEntry(mode, self._objects.store(data)), signature)
+
+    def _skip(self, path: str, why: str, *, folder: bool = False) -> None:
+        """Leave `path` out of this snapshot; what the last one had there is kept, so it is not deleted."""
+        if path == ".":
+            kept = self._sorted_previous
+        elif folder:
+            start = bisect.bisect_left(self._sorted_previous, path + "/")
+            end = bisect.bisect_left(self._sorted_previous, path + "0")  # "0" sorts right after "/"
+            kept = self._sorted_previous[start:end]
+        else:
+            kept = [path] if path in self._previous else []
+        for previous in kept:
+            self._add(previous, self._previous[previous], None)
+        self.scan.skipped.append((path, f"{why}; its last committed version is kept" if kept else why))
 
     def _add(self, path: str, entry: CachedEntry, signature: tuple[int, int, int, int] | None) -> None:
         self.scan.entries.append(TreeEntry(path, entry.mode, entry.oid))

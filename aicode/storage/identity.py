@@ -12,24 +12,32 @@ of the process. Switching away from uid 0 also drops the thread's filesystem cap
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["DEFAULT_AGENT_ID", "DEFAULT_GIT_ID", "HostIdentities", "fs_identity", "server_identities"]
+__all__ = ["DEFAULT_AGENT_ID", "DEFAULT_GIT_ID", "HostIdentities", "fs_identity", "remap_offsets", "server_identities"]
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
 @dataclass(frozen=True, slots=True)
 class HostIdentities:
-    """uid/gid pairs for the agent (inside and outside its container) and for the server's git store."""
+    """uid/gid pairs on the host for the agent's files and for the server's git store, and the user the
+    agent runs as inside its container (the same ids, unless the engine remaps user namespaces)."""
 
     agent_uid: int
     agent_gid: int
     git_uid: int
     git_gid: int
+    container_user: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.container_user:
+            object.__setattr__(self, "container_user", f"{self.agent_uid}:{self.agent_gid}")
 
     @property
     def privileged(self) -> bool:
@@ -84,14 +92,43 @@ def server_identities(agent_uid: int | None, agent_gid: int | None, git_uid: int
             raise ValueError(f"{', '.join(wrong)} can only be chosen when aicode runs as root; it runs as uid "
                              f"{own.agent_uid}, so agents and git run as that uid")
         return own
+    inner_uid = DEFAULT_AGENT_ID if agent_uid is None else agent_uid
+    inner_gid = DEFAULT_AGENT_ID if agent_gid is None else agent_gid
+    uid_offset, gid_offset = remap_offsets()
     ids = HostIdentities(
-        agent_uid=DEFAULT_AGENT_ID if agent_uid is None else agent_uid,
-        agent_gid=DEFAULT_AGENT_ID if agent_gid is None else agent_gid,
+        agent_uid=inner_uid + uid_offset,
+        agent_gid=inner_gid + gid_offset,
         git_uid=DEFAULT_GIT_ID if git_uid is None else git_uid,
         git_gid=DEFAULT_GIT_ID if git_gid is None else git_gid,
+        container_user=f"{inner_uid}:{inner_gid}",
     )
     if 0 in (ids.agent_uid, ids.agent_gid, ids.git_uid, ids.git_gid):
         raise ValueError("AICODE_AGENT_UID/GID and AICODE_GIT_UID/GID must not be 0: neither agents nor git run as root")
     if ids.agent_uid == ids.git_uid:
         raise ValueError("AICODE_AGENT_UID and AICODE_GIT_UID must differ: agents must not own the server's git store")
     return ids
+
+
+def _subordinate_start(path: Path, name: str) -> int:
+    for line in path.read_text().splitlines():
+        owner, _, rest = line.strip().partition(":")
+        if owner == name and rest:
+            return int(rest.split(":")[0])
+    raise ValueError(f"{path} has no range for {name!r}, which the Docker engine remaps users to")
+
+
+def remap_offsets(daemon_config: Path = Path("/etc/docker/daemon.json"), etc: Path = Path("/etc")) -> tuple[int, int]:
+    """(uid, gid) offsets a local engine's user-namespace remapping adds to a container's ids on the host.
+
+    Docker maps uid N inside a container to `<start of the remap user's /etc/subuid range> + N`. The
+    remapping is read from the engine's daemon.json ("userns-remap": "default" or "user[:group]");
+    (0, 0) when it is not set there.
+    """
+    try:
+        remap = json.loads(daemon_config.read_text()).get("userns-remap")
+    except (OSError, ValueError, AttributeError):
+        return 0, 0
+    if not remap:
+        return 0, 0
+    user, _, group = ("dockremap" if remap == "default" else str(remap)).partition(":")
+    return _subordinate_start(etc / "subuid", user), _subordinate_start(etc / "subgid", group or user)

@@ -43,8 +43,7 @@ _SKIPPED_SHOWN = 20
 class RunnerConfig:
     server_id: str
     default_image: str
-    agent_uid: int
-    agent_gid: int
+    container_user: str  # uid:gid the agent runs as inside its container
 
 
 @dataclass(slots=True)
@@ -199,7 +198,7 @@ class TaskRunner:
         spec = ContainerSpec(
             image=workspace.image or self._config.default_image,
             name=f"aicode-{task.id.hex[:12]}-{task.turns + 1}",
-            user=f"{self._config.agent_uid}:{self._config.agent_gid}",
+            user=self._config.container_user,
             labels={"aicode.server": self._config.server_id, "aicode.workspace": str(workspace.id),
                     "aicode.task": str(task.id)},
             mounts=(Mount(str(self._layout.checkout(task.id)), "/workspace"),

@@ -30,12 +30,14 @@ COMMITTER = ("aicode", "aicode@aicode.invalid")
 # Runs the agent, then commits what it left in ITS OWN repository inside the container, so the next
 # turn's `git status` starts clean as it would after aicode's commit. It runs in the sandbox as the
 # agent; the server never reads this repository. Leftovers of a turn that was killed (no commit
-# then) are committed before the agent starts. $1: the commit message; the rest: the agent's argv.
+# then) are committed before the agent starts. Each git step is time-limited: a FIFO or a slow
+# filter of the agent's making must not hold the turn. $1: the commit message; the rest: the argv.
 _GIT_SYNC = """\
+bounded() { if command -v timeout >/dev/null 2>&1; then timeout 30 "$@"; else "$@"; fi; }
 sync() {
-  git add -A >/dev/null 2>&1 || return 0
-  git diff --cached --quiet >/dev/null 2>&1 || \
-    git -c core.hooksPath=/dev/null commit -q --no-verify -m "$1" >/dev/null 2>&1 || true
+  bounded git add -A >/dev/null 2>&1 || return 0
+  bounded git diff --cached --quiet >/dev/null 2>&1 || \
+    bounded git -c core.hooksPath=/dev/null commit -q --no-verify -m "$1" >/dev/null 2>&1 || true
 }
 message=$1; shift
 sync "aicode: work left by an interrupted turn"

@@ -26,9 +26,9 @@ from aicode.workspaces.service import WorkspaceService
 
 __all__ = ["WorkspacePages"]
 
-_WORKSPACE_FIELDS = ("name", "repo_url", "repo_token", "default_branch", "image", "network")
+_WORKSPACE_FIELDS = ("name", "repo_url", "repo_token", "default_branch", "image", "network", "egress_allow")
 _LIMIT_FIELDS = ("cpus", "memory_mb", "pids")
-_TASK_FIELDS = ("prompt", "base_branch", "model", "max_turns")
+_TASK_FIELDS = ("prompt", "base_branch", "model", "max_turns", "max_cost_usd")
 TASKS_SHOWN = 100
 
 
@@ -38,6 +38,8 @@ def _viewer(user: UserRecord) -> UUID | None:
 
 async def _workspace_fields(request: Request[Any, Any, Any]) -> dict[str, Any]:
     values: dict[str, Any] = await form_values(request, _WORKSPACE_FIELDS)
+    if "egress_allow" in values:
+        values["egress_allow"] = values["egress_allow"].replace(",", " ").split()
     limits = await form_values(request, _LIMIT_FIELDS)
     if limits:
         values["limits"] = limits
@@ -112,7 +114,7 @@ class WorkspacePages(Controller):
                            *, status_code: int = 200, **context: Any) -> Template:
         workspaces = await workspace_service.list(request.user)
         return page("workspaces.html", status_code=status_code, nav="workspaces", workspaces=workspaces,
-                    **context)
+                    network_choices=workspace_service.network_choices(request.user), **context)
 
     @staticmethod
     async def _render_workspace(

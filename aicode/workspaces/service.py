@@ -71,8 +71,8 @@ class WorkspaceService:
 
     async def create(self, actor: UserRecord, fields: dict[str, Any]) -> WorkspaceRecord:
         """Store the workspace as `cloning` and start the mirror clone in the background."""
-        source = parse_repo_source(fields["repo_url"], fields.get("repo_token"), self._roots,
-                                   forbidden=(self._data_dir,))
+        source = await asyncio.to_thread(parse_repo_source, fields["repo_url"], fields.get("repo_token"), self._roots,
+                                         (self._data_dir,))
         network = fields.get("network")
         self._check_network(actor, network)
         workspace = await self._repo.insert(
@@ -137,6 +137,10 @@ class WorkspaceService:
 
     # -- internals -----------------------------------------------------------------------------
 
+    def network_choices(self, actor: UserRecord) -> list[str]:
+        """The network policies `actor` may give a workspace."""
+        return [*self._policies, *(self._open_networks if actor.is_admin else ())]
+
     def _check_network(self, actor: UserRecord, network: str | None) -> None:
         """`gateway`, `allowlist`, `none`, or (admins only) `open` / a network listed in AICODE_OPEN_NETWORKS."""
         if network is None or network in self._policies:
@@ -170,7 +174,7 @@ class WorkspaceService:
                 local = workspace.repo_url.startswith("/")
                 if local:
                     # Checked again at every sync: what the path holds may have changed since it was added.
-                    resolve_local_git_dir(workspace.repo_url, self._roots, forbidden=(self._data_dir,))
+                    await asyncio.to_thread(resolve_local_git_dir, workspace.repo_url, self._roots, (self._data_dir,))
                 state: MirrorState = await self._store.sync_mirror(
                     workspace.id, workspace.repo_url, self.credential(workspace), local=local)
             except (MirrorError, InvalidInputError) as exc:
