@@ -14,6 +14,8 @@ ensure_packages() {
     local missing=()
     command -v dockerd >/dev/null || missing+=(docker.io)
     command -v debootstrap >/dev/null || missing+=(debootstrap)
+    # nft: aicode filters an agent container's traffic to the gateway's ports (as root).
+    [[ -x /usr/sbin/nft ]] || missing+=(nftables)
     if ((${#missing[@]})); then
         log "installing ${missing[*]}"
         apt_install "${missing[@]}"

@@ -1,13 +1,16 @@
-"""Leaves a container on the agent network one route: to the gateway address.
+"""Leaves a container on the agent network one destination: the gateway's two ports.
 
 Docker keeps an `--internal` network's containers from routing anywhere with iptables rules, and
 stops them talking to each other (`enable_icc=false`) the same way. An engine started with
 `--iptables=false` applies neither, yet still gives the container a default route via the host:
-it could then reach other containers and any address the host routes to. Where the server runs
-as root next to the engine, it closes that itself: it enters the container's network namespace
-(from a thread of its own; `setns` changes only the calling thread) and, over rtnetlink, replaces
-the container's IPv4 routes with a single host route to the gateway address. The container has no
-CAP_NET_ADMIN, so it cannot put them back. (IPv6 is switched off by a sysctl at create time.)
+it could then reach other containers and any address the host routes to. And on any engine the
+gateway address is the host's own, so every host service listening on all addresses answers
+there. Where the server runs as root next to the engine, it closes both itself: it enters the
+container's network namespace (from a thread of its own; `setns` changes only the calling thread),
+replaces the IPv4 routes with a single host route to the gateway address (rtnetlink), and adds a
+packet filter (nftables, with the host's `nft`) that lets out only TCP to the gateway's HTTP and
+proxy ports. The container has no CAP_NET_ADMIN, so it can undo neither. (IPv6 is switched off by
+a sysctl at create time.)
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import asyncio
 import ctypes
 import ipaddress
 import os
+import shutil
 import socket
 import struct
+import subprocess
 import threading
 from dataclasses import dataclass
 
@@ -126,14 +131,38 @@ def _confine(address: ipaddress.IPv4Address) -> None:
         netlink.close()
 
 
+def _filter(address: ipaddress.IPv4Address, ports: tuple[int, ...]) -> None:
+    """Outgoing traffic: loopback, and TCP to the gateway's ports; anything else is refused at once."""
+    nft = shutil.which("nft") or next((p for p in ("/usr/sbin/nft", "/sbin/nft") if os.path.exists(p)), None)
+    if nft is None:
+        raise OSError("nft (nftables) is not installed: cannot filter the agent container's traffic by port")
+    allowed = ", ".join(str(port) for port in ports)
+    ruleset = (
+        "table inet aicode {\n"
+        "  chain output {\n"
+        "    type filter hook output priority 0; policy accept;\n"
+        "    oif lo accept\n"
+        f"    ip daddr {address} tcp dport {{ {allowed} }} accept\n"
+        "    meta l4proto tcp reject with tcp reset\n"
+        "    reject\n"
+        "  }\n"
+        "}\n"
+    )
+    # Run from this thread, the child starts in the container's network namespace.
+    done = subprocess.run([nft, "-f", "-"], input=ruleset, capture_output=True, text=True, timeout=10)
+    if done.returncode != 0:
+        raise OSError(f"nft refused the agent container's filter: {done.stderr.strip()[:300]}")
+
+
 def _setns(fd: int) -> None:
     if _libc.setns(fd, _CLONE_NEWNET) != 0:
         error = ctypes.get_errno()
         raise OSError(error, os.strerror(error))
 
 
-def confine_routes(pid: int, address: str) -> None:
-    """In the network namespace of process `pid`, keep only a route to `address` (blocking; needs root)."""
+def confine_routes(pid: int, address: str, ports: tuple[int, ...]) -> None:
+    """In the network namespace of process `pid`, keep only a route to `address` and let out only TCP to
+    its `ports` (blocking; needs root)."""
     gateway = ipaddress.IPv4Address(address)
     failure: list[BaseException] = []
 
@@ -145,6 +174,7 @@ def confine_routes(pid: int, address: str) -> None:
             _setns(target)
             try:
                 _confine(gateway)
+                _filter(gateway, ports)
             finally:
                 _setns(own)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
@@ -168,13 +198,13 @@ class NetworkConfinement:
         self._enabled = enabled
         self._warned = False
 
-    async def confine(self, container_id: str, address: str) -> None:
+    async def confine(self, container_id: str, address: str, ports: tuple[int, ...]) -> None:
         if not self._enabled:
             return
         try:
             pid = await self._runtime.pid(container_id)
-            await asyncio.to_thread(confine_routes, pid, address)
-        except (OSError, ContainerError) as exc:
+            await asyncio.to_thread(confine_routes, pid, address, ports)
+        except (OSError, ContainerError, subprocess.SubprocessError) as exc:
             # The engine's own isolation (iptables) still applies; say once that ours could not.
             if not self._warned:
                 self._warned = True

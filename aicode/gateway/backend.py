@@ -22,18 +22,23 @@ log = structlog.get_logger(__name__)
 Notify = Callable[[UUID, str, str, str], Awaitable[None]]
 
 
+def _usd(amount: float) -> str:
+    # Cents for ordinary amounts; enough digits that a tiny cap does not read as "$0.00".
+    return f"${amount:.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.6f}".rstrip("0")
+
+
 def budget_refusal(spend: Spend) -> str | None:
     """Which budget is spent, in words for the task's error; None while all have room."""
     if spend.task_cap is not None and spend.task_spent >= spend.task_cap:
-        return (f"the task's max_cost_usd budget of ${spend.task_cap:.2f} is spent "
-                f"(${spend.task_spent:.4f} used): raise max_cost_usd to continue")
+        return (f"the task's max_cost_usd budget of {_usd(spend.task_cap)} is spent "
+                f"({_usd(spend.task_spent)} used)")
     if spend.user_cap is not None and spend.user_spent >= spend.user_cap:
-        return (f"{spend.username or 'the requester'}'s monthly budget of ${spend.user_cap:.2f} is spent "
-                f"(${spend.user_spent:.4f} used this month): an admin can raise it")
+        return (f"{spend.username or 'the requester'}'s monthly budget of {_usd(spend.user_cap)} is spent "
+                f"({_usd(spend.user_spent)} used this month): an admin can raise it")
     if spend.workspace_cap is not None and spend.workspace_spent >= spend.workspace_cap:
         name = f" {spend.workspace_name}" if spend.workspace_name else ""
-        return (f"the workspace{name}'s monthly budget of ${spend.workspace_cap:.2f} is spent "
-                f"(${spend.workspace_spent:.4f} used this month): an admin can raise it")
+        return (f"the workspace{name}'s monthly budget of {_usd(spend.workspace_cap)} is spent "
+                f"({_usd(spend.workspace_spent)} used this month): an admin can raise it")
     return None
 
 

@@ -213,7 +213,7 @@ class TaskRunner:
         except ContainerError as exc:
             raise TurnFailure(str(exc)) from None
         if plan.confine_to is not None:
-            await self._confinement.confine(container_id, plan.confine_to)
+            await self._confinement.confine(container_id, *plan.confine_to)
         return container_id
 
     def _judge(
@@ -229,7 +229,7 @@ class TaskRunner:
             return TaskStatus.FAILED, (f"timed out after {task.timeout_s} s (the task's timeout_s); "
                                        "the work so far is committed as partial")
         if grant is not None and grant.refusal is not None and not outcome.ok:
-            return TaskStatus.FAILED, f"stopped: {grant.refusal}; the work so far is committed as partial"
+            return TaskStatus.FAILED, f"stopped: {grant.refusal}"
         if result.oom_killed or (result.exit_code == 137 and not outcome.ok):
             memory = workspace.limits.get("memory_mb") or "the default"
             return TaskStatus.FAILED, (f"the agent was killed by the container's memory limit ({memory} MB): "

@@ -66,8 +66,8 @@ class TurnPlan:
     network: str  # the container's Docker network mode
     author: tuple[str, str]
     grant: TurnGrant | None = None
-    # On the agent network: the gateway address, the only one the container may reach.
-    confine_to: str | None = None
+    # On the agent network: the gateway address and ports, the only ones the container may reach.
+    confine_to: tuple[str, tuple[int, ...]] | None = None
 
 
 def commit_title(prompt: str) -> str:
@@ -125,7 +125,8 @@ class TurnPlanner:
         if policy != "none":
             grant, access, extra = await self._open_gateway(task, workspace, policy, ModelCredential(*stored))
             if policy in ("gateway", "allowlist"):
-                confine_to = (await self._gateway.endpoint()).address
+                endpoint = await self._gateway.endpoint()
+                confine_to = (endpoint.address, (endpoint.http_port, endpoint.proxy_port))
         try:
             env = self._driver.environment(access, self._config.agent_env, CONFIG_DIR)
             # Commits the agent makes itself carry the same identities as the ones aicode makes.
