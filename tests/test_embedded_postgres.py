@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import stat
 from pathlib import Path
 
 import asyncpg
@@ -55,3 +56,23 @@ async def test_ensure_database_is_idempotent(tmp_path: Path) -> None:
             await conn.close()
     finally:
         await asyncio.to_thread(embedded.stop)
+
+
+@pytest.mark.timeout(120)
+async def test_the_folders_above_the_database_stay_private_while_it_runs(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    tmp_path.chmod(0o700)
+    embedded, url = await start(data)
+    try:
+        # As root, pgserver runs PostgreSQL as its own user and widens the folders above the database.
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700 and stat.S_IMODE(tmp_path.stat().st_mode) == 0o700
+        conn = await asyncpg.connect(url)
+        try:
+            assert await conn.fetchval("SELECT 1") == 1
+        finally:
+            await conn.close()
+    finally:
+        await asyncio.to_thread(embedded.stop)
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert not (data / "postgres" / "postmaster.pid").exists()  # stopped cleanly, not left running

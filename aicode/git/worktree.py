@@ -334,5 +334,7 @@ def load_cache(path: Path) -> dict[str, CachedEntry]:
 
 def save_cache(path: Path, cache: dict[str, CachedEntry]) -> None:
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps({p: [e.mode, e.oid, e.signature] for p, e in cache.items()}))
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps({p: [e.mode, e.oid, e.signature] for p, e in cache.items()}))
     os.replace(temporary, path)
