@@ -262,7 +262,7 @@ def create_app(settings: Settings) -> Litestar:
         },
         state=State({"auth_service": auth_service, "workspace_service": workspace_service,
                      "background": background, "settings": settings, "supervisor": supervisor,
-                     "task_service": task_service}),
+                     "task_service": task_service, "usage_repo": usage_repo}),
         exception_handlers={AicodeError: _domain_error, Exception: _unexpected_error},
         template_config=template_config(),
         openapi_config=OpenAPIConfig(title="aicode", version=__version__, path="/schema"),

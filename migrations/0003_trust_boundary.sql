@@ -1,11 +1,10 @@
 -- The boundary between the server and the agent's container: who asked for each turn, the
 -- capability tokens turns reach the model gateway with, what the gateway metered, and budgets.
 
--- The user who asked for the pending (or running) turn: the creator for the first, the author of
--- a follow-up after. The turn runs with this user's credential and commits as this user.
+-- The user who asked for the pending (or running) turn: the author of the latest follow-up, or
+-- NULL for the task's creator (the first turn). The turn runs with this user's credential and
+-- commits as this user.
 ALTER TABLE tasks ADD COLUMN turn_user_id uuid REFERENCES users (id) ON DELETE CASCADE;
-UPDATE tasks SET turn_user_id = user_id;
-ALTER TABLE tasks ALTER COLUMN turn_user_id SET NOT NULL;
 
 -- Spend caps: per task (set at submit), per user and per workspace per calendar month (admins).
 ALTER TABLE tasks ADD COLUMN max_cost_usd double precision

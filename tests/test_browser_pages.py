@@ -168,3 +168,27 @@ async def test_pages_fit_a_phone_and_follow_the_dark_color_scheme(browser, live:
         await phone.api.aclose()
         await phone.close()
     assert phone.errors == []
+
+
+async def test_an_admin_sets_a_monthly_budget_and_the_member_sees_it_with_the_spend(browser, live: LiveServer) -> None:
+    admin = await new_session(browser, live)
+    try:
+        await make_member(admin.api, "erin")
+        await sign_in(admin)
+        page = admin.page
+        await page.goto("/admin")
+        erin = page.locator("tr[data-username=erin]")
+        await erin.get_by_label("Monthly budget of erin in USD (empty: none)").fill("12.5")
+        await erin.get_by_role("button", name="Save").click()
+        await expect(page.get_by_role("status")).to_contain_text("Monthly budget saved")
+        headers = await api_headers(admin.api, "erin", "erin-password")
+        assert (await admin.api.get("/api/me/usage", headers=headers)).json() == {
+            "month_spent_usd": 0.0, "monthly_budget_usd": 12.5}
+        await page.get_by_role("button", name="Sign out").click()
+        await sign_in(admin, "erin", "erin-password")
+        await page.goto("/settings")
+        await expect(page.get_by_test_id("model-spend")).to_have_text(
+            "Model spend this month: $0.00 of your $12.50 monthly budget.")
+    finally:
+        await admin.api.aclose()
+        await admin.close()

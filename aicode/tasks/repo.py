@@ -12,12 +12,21 @@ from aicode.tasks.models import TaskEvent, TaskRecord
 
 __all__ = ["TaskEventRepo", "TaskRepo"]
 
-_COLUMNS = (
+_PLAIN_COLUMNS = (
     "id, workspace_id, user_id, agent, prompt, model, max_turns, timeout_s, base_branch, branch, base_commit,"
     " head_commit, session_id, status, error, pending_prompt, turns, cost_usd, input_tokens, output_tokens,"
-    " cache_read_tokens, cache_write_tokens, last_seq, created_at, started_at, finished_at, updated_at,"
-    " turn_user_id, max_cost_usd"
-)
+    " cache_read_tokens, cache_write_tokens, last_seq, created_at, started_at, finished_at, updated_at, max_cost_usd"
+).split(", ")
+
+
+def _columns(table: str = "") -> str:
+    """The select list of a task; `turn_user_id` NULL means the creator asked for the turn."""
+    prefix = f"{table}." if table else ""
+    return ", ".join([*(prefix + c for c in _PLAIN_COLUMNS),
+                      f"coalesce({prefix}turn_user_id, {prefix}user_id) AS turn_user_id"])
+
+
+_COLUMNS = _columns()
 Executor = asyncpg.Connection | asyncpg.Pool
 
 
@@ -33,7 +42,7 @@ class TaskRepo:
         return conn if conn is not None else self._db.pool
 
     async def insert(self, conn: Executor | None = None, **fields: Any) -> TaskRecord:
-        columns = ("id", "workspace_id", "user_id", "turn_user_id", "agent", "prompt", "pending_prompt", "model",
+        columns = ("id", "workspace_id", "user_id", "agent", "prompt", "pending_prompt", "model",
                    "max_turns", "timeout_s", "base_branch", "branch", "max_cost_usd")
         placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
         row = await self._x(conn).fetchrow(
@@ -51,7 +60,7 @@ class TaskRepo:
     ) -> list[TaskRecord]:
         """Tasks the viewer asked for or whose workspace they own (all, for `viewer_id` None)."""
         rows = await self._db.pool.fetch(
-            f"""SELECT {", ".join("t." + c for c in _COLUMNS.split(", "))}
+            f"""SELECT {_columns("t")}
                 FROM tasks t JOIN workspaces w ON w.id = t.workspace_id
                 WHERE ($1::uuid IS NULL OR t.user_id = $1 OR w.owner_id = $1)
                   AND ($2::uuid IS NULL OR t.workspace_id = $2)

@@ -55,7 +55,7 @@ class TaskService:
         task_id = uuid.uuid4()
         async with self._bus.batch(task_id) as batch:
             task = await self._tasks.insert(
-                batch.conn, id=task_id, workspace_id=workspace.id, user_id=actor.id, turn_user_id=actor.id,
+                batch.conn, id=task_id, workspace_id=workspace.id, user_id=actor.id,
                 agent=fields.get("agent") or "claude", max_cost_usd=fields.get("max_cost_usd"),
                 prompt=fields["prompt"], pending_prompt=fields["prompt"], model=fields.get("model"),
                 max_turns=fields.get("max_turns"), timeout_s=fields.get("timeout_s") or self._default_timeout_s,

@@ -142,5 +142,6 @@ class SettingsPages(Controller):
     ) -> Template:
         credential = await credential_service.describe(request.user.id)
         tokens = await auth_service.list_api_tokens(request.user)
+        month_spent = await request.app.state.usage_repo.month_spent_by_user(request.user.id)
         return page("settings.html", status_code=status_code, nav="settings", credential=credential,
-                    tokens=tokens, **context)
+                    tokens=tokens, month_spent=month_spent, budget=request.user.monthly_budget_usd, **context)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
@@ -26,6 +27,7 @@ _DONE = {
     "disabled": "User disabled: their sessions and tokens stop working at once.",
     "enabled": "User enabled.",
     "password": "Password reset.",
+    "budget": "Monthly budget saved.",
 }
 
 
@@ -57,7 +59,7 @@ class AdminPages(Controller):
     async def change_user(
         self, user_id: FromPath[UUID], request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService]
     ) -> Response[Any]:
-        """One of: disable, enable, or set a new password (the `action` field says which)."""
+        """One of: disable, enable, set a new password, or set the monthly budget (the `action` field says which)."""
         form = await request.form()
         action = str(form.get("action", ""))
         try:
@@ -65,14 +67,19 @@ class AdminPages(Controller):
                 update = UserUpdate(disabled=action == "disable")
             elif action == "password":
                 update = parse_form({"password": str(form.get("password", ""))}, UserUpdate)
+            elif action == "budget":
+                # An empty field removes the budget.
+                raw = str(form.get("monthly_budget_usd", "")).strip()
+                update = parse_form({"monthly_budget_usd": raw or None}, UserUpdate)
             else:
                 raise InvalidInputError("unknown action")
+            budget = None if update.monthly_budget_usd is msgspec.UNSET else (update.monthly_budget_usd,)
             await auth_service.update_user(request.user, user_id, disabled=update.disabled,
-                                           password=update.password, admin=None)
+                                           password=update.password, admin=None, budget=budget)
         except AicodeError as exc:
             return await self._render(auth_service, status_code=exc.status_code, change_error=exc.detail,
                                       change_user=user_id)
-        done = "disabled" if action == "disable" else "enabled" if action == "enable" else "password"
+        done = {"disable": "disabled", "enable": "enabled"}.get(action, action)
         return Redirect(f"/admin?done={done}", status_code=HTTP_303_SEE_OTHER)
 
     @staticmethod
