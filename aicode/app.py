@@ -36,6 +36,7 @@ from aicode.background import BackgroundTasks
 from aicode.containers.confinement import NetworkConfinement
 from aicode.containers.engine import DockerEngine
 from aicode.containers.network import AgentNetwork
+from aicode.containers.network_holders import NetworkHolders
 from aicode.containers.runtime import ContainerRuntime
 from aicode.credentials.controller import CredentialController
 from aicode.credentials.repo import CredentialRepo
@@ -191,12 +192,14 @@ def create_app(settings: Settings) -> Litestar:
                       agent_env={name: os.environ[name] for name in settings.agent_env if name in os.environ}),
         credential_service, grants, gateway, UserRepo(database),
     )
+    # Only next to a local engine can the server enter its containers' network namespaces.
+    confinement = NetworkConfinement(runtime, enabled=os.geteuid() == 0 and docker_engine.url.startswith("unix://"))
+    holders = NetworkHolders(runtime, confinement, background, image=settings.workspace_image, server_id=server_id,
+                             spare=settings.max_concurrent_tasks)
     runner = TaskRunner(
         RunnerConfig(server_id=server_id, default_image=settings.workspace_image,
                      container_user=layout.ids.container_user),
-        task_repo, WorkspaceRepo(database), bus, runtime, planner, store, layout,
-        # Only next to a local engine can the server enter its containers' network namespaces.
-        NetworkConfinement(runtime, enabled=os.geteuid() == 0 and docker_engine.url.startswith("unix://")),
+        task_repo, WorkspaceRepo(database), bus, runtime, planner, store, layout, confinement, holders,
     )
     supervisor = TaskSupervisor(runner, task_repo, runtime, background,
                                 max_concurrent=settings.max_concurrent_tasks, server_id=server_id)
@@ -213,6 +216,7 @@ def create_app(settings: Settings) -> Litestar:
                 await apply_migrations(conn)
             await docker_engine.open()
             stack.push_async_callback(docker_engine.close)
+            stack.push_async_callback(holders.close)
             stack.push_async_callback(git_worker.close)
             stack.push_async_callback(background.close)
             # Entered here rather than registered as a plugin: the channels must be up before the

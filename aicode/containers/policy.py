@@ -72,8 +72,8 @@ def create_config(spec: ContainerSpec) -> dict[str, Any]:
             "NetworkMode": spec.network,
             "Init": True,
             "IpcMode": "private",
-            # A container in the host's network namespace cannot have sysctls of its own.
-            **({"Sysctls": {"net.ipv6.conf.all.disable_ipv6": "1"}} if not spec.ipv6 and spec.network != "host"
-               else {}),
+            # A container in another's network namespace (the host's, a holder's) has no net sysctls of its own.
+            **({"Sysctls": {"net.ipv6.conf.all.disable_ipv6": "1"}}
+               if not spec.ipv6 and spec.network != "host" and not spec.network.startswith("container:") else {}),
         },
     }

@@ -15,6 +15,7 @@ from aicode.agents.claude import ClaudeDriver
 from aicode.agents.events import TurnOutcome
 from aicode.background import BackgroundTasks
 from aicode.containers.confinement import NetworkConfinement
+from aicode.containers.network_holders import NetworkHolders
 from aicode.containers.policy import ContainerSpec, Mount
 from aicode.containers.runtime import ContainerError, ContainerRuntime, ExecResult
 from aicode.gateway.models import TurnGrant
@@ -26,7 +27,16 @@ from aicode.streaming.bus import TaskEventBus
 from aicode.tasks.execution import AgentExecution, StopSignal
 from aicode.tasks.models import TaskRecord, TaskStatus
 from aicode.tasks.repo import TaskRepo
-from aicode.tasks.turn_plan import AGENT_HOME, COMMITTER, CONFIG_DIR, TurnFailure, TurnPlan, TurnPlanner, commit_title
+from aicode.tasks.turn_plan import (
+    AGENT_HOME,
+    COMMITTER,
+    CONFIG_DIR,
+    TurnFailure,
+    TurnPlan,
+    TurnPlanner,
+    commit_title,
+    git_sync_command,
+)
 from aicode.workspaces.models import WorkspaceRecord
 from aicode.workspaces.repo import WorkspaceRepo
 
@@ -37,6 +47,7 @@ log = structlog.get_logger(__name__)
 _CRASHED = ("the server stopped while this task was running; what the agent had written is committed as partial. "
             "Send a follow-up to continue")
 _SKIPPED_SHOWN = 20
+_CLEAN_UP_WAIT_S = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +102,7 @@ class TaskRunner:
     def __init__(
         self, config: RunnerConfig, tasks: TaskRepo, workspaces: WorkspaceRepo, bus: TaskEventBus,
         runtime: ContainerRuntime, planner: TurnPlanner, store: GitStore, layout: DataLayout,
-        confinement: NetworkConfinement,
+        confinement: NetworkConfinement, holders: NetworkHolders,
     ) -> None:
         self._config = config
         self._tasks = tasks
@@ -102,9 +113,13 @@ class TaskRunner:
         self._store = store
         self._layout = layout
         self._confinement = confinement
+        self._holders = holders
         self._driver = ClaudeDriver()
         self._execution = AgentExecution(runtime, bus)
         self._removals = BackgroundTasks()
+        # Per task, what the last turn still does after it ended (its agent's own commit, removing its
+        # container): the next turn of that task waits for it, so the two never share the checkout.
+        self._cleanups: dict[UUID, asyncio.Task[None]] = {}
 
     async def drain(self) -> None:
         """Wait for container removals still in flight (at shutdown)."""
@@ -152,6 +167,7 @@ class TaskRunner:
         workspace = await self._workspaces.get(task.workspace_id)
         if workspace is None:
             raise TurnFailure("the workspace was deleted")
+        await self._after_previous_turn(task.id)
         async with self._planner.plan(task, workspace) as plan:
             await asyncio.to_thread(self._layout.prepare_task, task.id)
             # The container starts while the working copy is made: neither needs the other until the exec.
@@ -160,20 +176,24 @@ class TaskRunner:
                 base = await self._ensure_checkout(task)
             except BaseException:
                 with contextlib.suppress(Exception):
-                    self._removals.spawn(self._runtime.remove(await starting), name=f"remove-{task.id}")
+                    self._removals.spawn(self._remove(*await starting), name=f"remove-{task.id}")
                 raise
             clock.lap("prepare")
-            container_id = await starting
+            container_id, holder = await starting
             clock.lap("container")
             parser = self._driver.parser()
             result = ExecResult()
+            ended_by: str | None = "crashed"
             try:
                 stderr_tail, ended_by = await self._execution.watch(
                     task.id, container_id, plan.argv, plan.env, task.timeout_s, parser, result, stop)
             finally:
                 clock.lap("agent")
-                # Removal is off the critical path: the turn's outcome does not depend on it.
-                self._removals.spawn(self._runtime.remove(container_id), name=f"remove-{container_id[:12]}")
+                # Off the critical path: the turn's outcome depends on neither. Only a container whose
+                # agent exited on its own is still there to commit in.
+                sync = commit_title(task.pending_prompt or task.prompt) if ended_by is None else None
+                self._cleanups[task.id] = self._removals.spawn(
+                    self._clean_up(task.id, container_id, holder, sync, plan.env), name=f"clean-up-{task.id}")
             events, outcome = parser.finish(result.exit_code, stderr_tail)
             status, error = self._judge(task, workspace, outcome, result, ended_by, plan.grant)
         partial = ended_by is not None or status != TaskStatus.SUCCEEDED
@@ -192,7 +212,10 @@ class TaskRunner:
         await self._tasks.set_base_commit(task.id, base)
         return base
 
-    async def _start_container(self, task: TaskRecord, workspace: WorkspaceRecord, plan: TurnPlan) -> str:
+    async def _start_container(self, task: TaskRecord, workspace: WorkspaceRecord, plan: TurnPlan
+                               ) -> tuple[str, str | None]:
+        """The turn's container, and the network holder whose namespace it shares (None if it has its own)."""
+        network, holder = await self._network(plan)
         limits = workspace.limits
         kwargs: dict[str, Any] = {k: limits[k] for k in ("memory_mb", "cpus", "pids") if limits.get(k)}
         spec = ContainerSpec(
@@ -203,7 +226,7 @@ class TaskRunner:
                     "aicode.task": str(task.id)},
             mounts=(Mount(str(self._layout.checkout(task.id)), "/workspace"),
                     Mount(str(self._layout.agent_config(task.id)), CONFIG_DIR)),
-            network=plan.network,
+            network=network,
             home=AGENT_HOME,
             ipv6=plan.confine_to is None,
             **kwargs,
@@ -211,10 +234,48 @@ class TaskRunner:
         try:
             container_id = await self._runtime.start(spec)
         except ContainerError as exc:
+            if holder is not None:
+                self._removals.spawn(self._holders.release(holder), name=f"release-{holder[:12]}")
             raise TurnFailure(str(exc)) from None
-        if plan.confine_to is not None:
+        if plan.confine_to is not None and holder is None:
             await self._confinement.confine(container_id, *plan.confine_to)
-        return container_id
+        return container_id, holder
+
+    async def _network(self, plan: TurnPlan) -> tuple[str, str | None]:
+        """On the agent network, the namespace of a ready holder; a network of its own otherwise."""
+        if plan.confine_to is None:
+            return plan.network, None
+        try:
+            holder = await self._holders.take(plan.network, *plan.confine_to)
+        except ContainerError as exc:
+            log.warning("task.network_holder_unavailable", error=str(exc))
+            return plan.network, None
+        return f"container:{holder}", holder
+
+    async def _remove(self, container_id: str, holder: str | None) -> None:
+        await self._runtime.remove(container_id)
+        if holder is not None:
+            await self._holders.release(holder)
+
+    async def _clean_up(self, task_id: UUID, container_id: str, holder: str | None, sync: str | None,
+                        env: dict[str, str]) -> None:
+        """After a turn: the agent's own commit in its repository (`sync`: its message), then removal."""
+        try:
+            if sync is not None:
+                quiet = {k: v for k, v in env.items() if k == "HOME" or k.startswith("GIT_")}
+                with contextlib.suppress(ContainerError):
+                    async for _ in self._runtime.run(container_id, git_sync_command(sync), quiet, ExecResult()):
+                        pass
+        finally:
+            await self._remove(container_id, holder)
+            if self._cleanups.get(task_id) is asyncio.current_task():
+                del self._cleanups[task_id]
+
+    async def _after_previous_turn(self, task_id: UUID) -> None:
+        previous = self._cleanups.get(task_id)
+        if previous is not None and not previous.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(previous), _CLEAN_UP_WAIT_S)
 
     def _judge(
         self, task: TaskRecord, workspace: WorkspaceRecord, outcome: TurnOutcome, result: ExecResult,

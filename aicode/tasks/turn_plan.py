@@ -21,30 +21,26 @@ from aicode.gateway.runtime import GatewayRuntime, GatewayUnavailable
 from aicode.tasks.models import TaskRecord
 from aicode.workspaces.models import WorkspaceRecord
 
-__all__ = ["AGENT_HOME", "CONFIG_DIR", "PlannerConfig", "TurnFailure", "TurnPlan", "TurnPlanner", "with_git_sync"]
+__all__ = ["AGENT_HOME", "CONFIG_DIR", "PlannerConfig", "TurnFailure", "TurnPlan", "TurnPlanner", "after_git_sync",
+           "git_sync_command"]
 
 AGENT_HOME = "/home/agent"
 CONFIG_DIR = f"{AGENT_HOME}/.claude"
 COMMITTER = ("aicode", "aicode@aicode.invalid")
 
-# Runs the agent, then commits what it left in ITS OWN repository inside the container, so the next
-# turn's `git status` starts clean as it would after aicode's commit. It runs in the sandbox as the
-# agent; the server never reads this repository. Leftovers of a turn that was killed (no commit
-# then) are committed before the agent starts. Each git step is time-limited: a FIFO or a slow
-# filter of the agent's making must not hold the turn. $1: the commit message; the rest: the argv.
+# Commits what the agent left in ITS OWN repository inside the container, so the next turn's `git
+# status` starts clean, as it would after aicode's commit. It runs in the sandbox as the agent (the
+# server never reads this repository) after the agent has exited, beside the server's own snapshot.
+# Each git step is time-limited: a FIFO or a slow filter of the agent's making must not hold
+# anything up. $1: the commit message.
 _GIT_SYNC = """\
 bounded() { if command -v timeout >/dev/null 2>&1; then timeout 30 "$@"; else "$@"; fi; }
-sync() {
-  bounded git add -A >/dev/null 2>&1 || return 0
-  bounded git diff --cached --quiet >/dev/null 2>&1 || \
-    bounded git -c core.hooksPath=/dev/null commit -q --no-verify -m "$1" >/dev/null 2>&1 || true
-}
-message=$1; shift
-sync "aicode: work left by an interrupted turn"
-"$@"; status=$?
-sync "$message"
-exit $status
+bounded git add -A >/dev/null 2>&1 || exit 0
+bounded git diff --cached --quiet >/dev/null 2>&1 || \
+  bounded git -c core.hooksPath=/dev/null commit -q --no-verify -m "$1" >/dev/null 2>&1 || true
 """
+# A turn that was killed never had that commit: before a follow-up, its leftovers get one.
+_LEFTOVERS = "aicode: work left by an interrupted turn"
 
 
 class TurnFailure(Exception):
@@ -75,8 +71,15 @@ def commit_title(prompt: str) -> str:
     return stripped.splitlines()[0][:72] if stripped else "aicode task"
 
 
-def with_git_sync(argv: list[str], message: str) -> list[str]:
-    return ["sh", "-c", _GIT_SYNC, "aicode-turn", message, *argv]
+def git_sync_command(message: str) -> list[str]:
+    """The command that commits the agent's work in its own repository, inside the container."""
+    return ["sh", "-c", _GIT_SYNC, "aicode-sync", message]
+
+
+def after_git_sync(argv: list[str]) -> list[str]:
+    """`argv`, run once leftovers of an earlier turn are committed in the agent's repository."""
+    return ["sh", "-c", 'sh -c "$1" aicode-sync "$2" >/dev/null 2>&1; shift 2; exec "$@"', "aicode-turn",
+            _GIT_SYNC, _LEFTOVERS, *argv]
 
 
 class TurnPlanner:
@@ -120,7 +123,9 @@ class TurnPlanner:
         policy, network = self.network(workspace)
         prompt = task.pending_prompt or task.prompt
         turn = AgentTurn(prompt=prompt, model=task.model, max_turns=task.max_turns, resume_session_id=task.session_id)
-        argv = with_git_sync(self._driver.command(turn), commit_title(prompt))
+        argv = self._driver.command(turn)
+        if task.turns > 0:
+            argv = after_git_sync(argv)
         grant, access, extra, confine_to = None, None, {}, None
         if policy != "none":
             grant, access, extra = await self._open_gateway(task, workspace, policy, ModelCredential(*stored))
