@@ -72,11 +72,12 @@ def store_root() -> Path:
     return _root
 
 
-def _mount_point(git_root: Path) -> Path | None:
-    needed = [Path(sys.prefix), Path(sys.base_prefix), Path(__file__).resolve().parent.parent, git_root]
+def _mount_point() -> Path | None:
+    """A folder the worker may cover: not one its interpreter or aicode's code lives under."""
+    needed = [Path(sys.prefix), Path(sys.base_prefix), Path(__file__).resolve().parent.parent]
     for candidate in map(Path, _MOUNT_POINTS):
         if candidate.is_dir() and not candidate.is_symlink() and not any(
-            p == candidate or p.is_relative_to(candidate) for p in needed[:3]
+            p == candidate or p.is_relative_to(candidate) for p in needed
         ):
             return candidate
     return None
@@ -84,7 +85,7 @@ def _mount_point(git_root: Path) -> Path | None:
 
 def _bind_store(git_root: Path) -> Path | None:
     """In a private mount namespace, show the store at a folder every uid can reach; None if impossible."""
-    target = _mount_point(git_root)
+    target = _mount_point()
     if target is None:
         return None
     libc = ctypes.CDLL(None, use_errno=True)
@@ -118,6 +119,8 @@ def _enter(git_root: str, uid: int, gid: int) -> None:
             os.setresuid(uid, uid, uid)
             root = mounted
         else:
+            log.warning("git.worker_stays_root", git_root=git_root,
+                        reason="no private mount namespace (needs CAP_SYS_ADMIN) or no spare folder to mount on")
             # Still root: repositories belong to the git uid, which libgit2 would refuse to open.
             pygit2.option(pygit2.enums.Option.SET_OWNER_VALIDATION, 0)
     os.chdir(root)
