@@ -229,6 +229,9 @@ def create_app(settings: Settings) -> Litestar:
                 _announce_setup_code(auth_service.setup_code, settings)
             await workspace_service.resume_unfinished_clones()
             stack.push_async_callback(gateway.close)
+            # The agent network and the gateway's listeners are made now, so the first task does not
+            # wait for them; if Docker is not up yet, the first task that needs them tries again.
+            background.spawn(gateway.prepare(), name="gateway-prepare")
             await supervisor.start()
             stack.push_async_callback(supervisor.stop)
             await grants.forget_ended()

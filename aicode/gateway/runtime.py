@@ -43,12 +43,15 @@ class GatewayRuntime:
         self._listener = listener
         self._endpoint: GatewayEndpoint | None = None
         self._lock = asyncio.Lock()
+        self._closed = False
 
     async def endpoint(self) -> GatewayEndpoint:
         """The listening endpoint, setting up the network and listeners the first time (and after a failure)."""
         if self._endpoint is not None:
             return self._endpoint
         async with self._lock:
+            if self._closed:
+                raise GatewayUnavailable("the server is shutting down")
             if self._endpoint is None:
                 try:
                     place = await self._network.ensure()
@@ -64,6 +67,16 @@ class GatewayRuntime:
                          http_port=self._listener.http_port, proxy_port=self._listener.proxy_port)
         return self._endpoint
 
+    async def prepare(self) -> None:
+        """Set up ahead of the first turn; a failure is logged and retried when a turn needs the gateway."""
+        try:
+            await self.endpoint()
+        except GatewayUnavailable as exc:
+            log.warning("gateway.not_ready", error=str(exc))
+
     async def close(self) -> None:
-        await self._listener.stop()
-        self._endpoint = None
+        # Under the lock: a set-up still under way finishes first, and none starts after.
+        async with self._lock:
+            self._closed = True
+            await self._listener.stop()
+            self._endpoint = None
