@@ -22,24 +22,32 @@ from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.openapi import OpenAPIConfig
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from redis.asyncio import Redis
 
 from aicode import __version__
+from aicode.access.changes import AccessChanges
+from aicode.access.controller import MemberController
+from aicode.access.members import MemberService
+from aicode.access.repo import MemberRepo
+from aicode.access.service import AccessService
+from aicode.audit.controller import AuditController
+from aicode.audit.repo import AuditRepo
+from aicode.audit.service import AuditLog
 from aicode.auth.controller import AdminUserController, AuthController, MeController, TokenController
 from aicode.auth.csrf import build_csrf_middleware
 from aicode.auth.repo import RevokedJwtRepo, TokenRepo, UserRepo
-from aicode.auth.security import build_jwt_auth
+from aicode.auth.security import PUBLIC_PATHS, build_jwt_auth
 from aicode.auth.service import AuthService
+from aicode.auth.sso.config import build_single_sign_on
 from aicode.background import BackgroundTasks
 from aicode.containers.confinement import NetworkConfinement
 from aicode.containers.engine import DockerEngine
 from aicode.containers.network import AgentNetwork
 from aicode.containers.network_holders import NetworkHolders
 from aicode.containers.runtime import ContainerRuntime
-from aicode.credentials.controller import CredentialController
-from aicode.credentials.repo import CredentialRepo
+from aicode.credentials.controller import CredentialController, WorkspaceCredentialController
+from aicode.credentials.repo import CredentialRepo, WorkspaceCredentialRepo
 from aicode.credentials.service import CredentialService
 from aicode.crypto import SecretBox, csrf_signing_key, jwt_signing_key, load_or_create_secret_key
 from aicode.db.connect import database_url
@@ -56,6 +64,10 @@ from aicode.gateway.runtime import GatewayRuntime
 from aicode.git.store import GitStore
 from aicode.git.worker import GitWorker
 from aicode.health.controller import HealthController
+from aicode.http.input_guard import RequestInputGuard
+from aicode.http.openapi import ErrorResponsesPlugin, openapi_config
+from aicode.http.security_headers import add_security_headers
+from aicode.http.urls import redact_userinfo
 from aicode.request_log import RequestLogMiddleware
 from aicode.settings import NETWORK_POLICIES, Settings, SettingsError
 from aicode.storage.identity import HostIdentities, server_identities
@@ -65,7 +77,7 @@ from aicode.tasks.controller import TaskController, TaskStreamController
 from aicode.tasks.repo import TaskEventRepo, TaskRepo
 from aicode.tasks.runner import RunnerConfig, TaskRunner
 from aicode.tasks.service import TaskService
-from aicode.tasks.supervisor import TaskSupervisor
+from aicode.tasks.supervisor import RunLimits, TaskSupervisor
 from aicode.tasks.turn_plan import PlannerConfig, TurnPlanner
 from aicode.web import template_config, web_route_handlers
 from aicode.workspaces.controller import WorkspaceController
@@ -80,7 +92,10 @@ MAX_REQUEST_BODY_BYTES = 1024 * 1024
 
 
 def _domain_error(_: Request, exc: AicodeError) -> Response[dict[str, object]]:
-    return Response({"status_code": exc.status_code, "detail": exc.detail}, status_code=exc.status_code)
+    # A message may quote a URL the client sent: its embedded credentials are never echoed back.
+    detail = redact_userinfo(exc.detail)
+    headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
+    return Response({"status_code": exc.status_code, "detail": detail}, status_code=exc.status_code, headers=headers)
 
 
 def _detail(exc: HTTPException) -> str:
@@ -95,16 +110,18 @@ def _detail(exc: HTTPException) -> str:
 
 
 def _unexpected_error(request: Request, exc: Exception) -> Response[dict[str, object]]:
-    if isinstance(exc, HTTPException):
+    if isinstance(exc, HTTPException) and exc.status_code < 500:
         body: dict[str, object] = {"status_code": exc.status_code, "detail": _detail(exc)}
         if exc.extra:
             body["extra"] = exc.extra
         return Response(body, status_code=exc.status_code, headers=exc.headers)
-    # The trace goes to the log; the client gets no internals.
+    # The trace goes to the log; the client gets no internals (nor the message of a framework 5xx, such
+    # as "'user' is not defined in scope").
     log.error("request.unhandled_error", path=request.url.path, exc_info=exc)
+    status = exc.status_code if isinstance(exc, HTTPException) else HTTP_500_INTERNAL_SERVER_ERROR
     return Response(
-        {"status_code": 500, "detail": "internal server error (the server log has the details)"},
-        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
+        {"status_code": status, "detail": "internal server error (the server log has the details)"},
+        status_code=status,
     )
 
 
@@ -154,22 +171,30 @@ def create_app(settings: Settings) -> Litestar:
     docker_engine = DockerEngine(settings.docker_url)
     background = BackgroundTasks()
     git_worker = GitWorker(layout.git_root, layout.ids)
-    store = GitStore(layout, git_worker)
-
-    auth_service = AuthService(
-        UserRepo(database), TokenRepo(database), RevokedJwtRepo(database),
-        jwt_key=jwt_key, token_ttl_s=settings.token_ttl_s,
-    )
-    workspace_service = WorkspaceService(
-        WorkspaceRepo(database), box, background, store, data_dir=settings.data_dir,
-        local_repo_roots=settings.local_repo_roots, network_policies=NETWORK_POLICIES,
-        open_networks=settings.open_networks,
-    )
-    jwt_auth = build_jwt_auth(auth_service, jwt_key, settings.token_ttl_s)
-    credential_service = CredentialService(CredentialRepo(database), box)
+    git_fetcher = GitWorker(layout.git_root, layout.ids, processes=2, abandon_on_close=True)
+    store = GitStore(layout, git_worker, git_fetcher)
 
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     channels = build_channels(redis)
+    changes = AccessChanges(channels)
+    audit = AuditLog(AuditRepo(database))
+    auth_service = AuthService(
+        UserRepo(database), TokenRepo(database), RevokedJwtRepo(database),
+        jwt_key=jwt_key, token_ttl_s=settings.token_ttl_s, changes=changes, audit=audit,
+    )
+    members = MemberRepo(database)
+    access = AccessService(WorkspaceRepo(database), members, UserRepo(database))
+    workspace_service = WorkspaceService(
+        WorkspaceRepo(database), box, background, store, access, audit, data_dir=settings.data_dir,
+        local_repo_roots=settings.local_repo_roots, network_policies=NETWORK_POLICIES,
+        open_networks=settings.open_networks, max_per_user=settings.max_workspaces_per_user,
+        allowed_git_hosts=settings.allowed_git_hosts, allow_insecure_remotes=settings.allow_insecure_remotes,
+    )
+    jwt_auth = build_jwt_auth(auth_service, jwt_key, settings.token_ttl_s)
+    sso = build_single_sign_on(settings, database, secret_key)
+    credential_service = CredentialService(CredentialRepo(database), WorkspaceCredentialRepo(database), box, audit)
+    member_service = MemberService(access, members, UserRepo(database), changes, audit)
+
     task_repo = TaskRepo(database)
     bus = TaskEventBus(database, TaskEventRepo(database), channels)
     runtime = ContainerRuntime(docker_engine)
@@ -201,10 +226,13 @@ def create_app(settings: Settings) -> Litestar:
                      container_user=layout.ids.container_user),
         task_repo, WorkspaceRepo(database), bus, runtime, planner, store, layout, confinement, holders,
     )
-    supervisor = TaskSupervisor(runner, task_repo, runtime, background,
-                                max_concurrent=settings.max_concurrent_tasks, server_id=server_id)
-    task_service = TaskService(task_repo, bus, workspace_service, supervisor, store,
-                               default_timeout_s=settings.task_timeout_s)
+    total = settings.max_concurrent_tasks
+    limits = RunLimits(total=total, per_user=min(total, settings.max_running_per_user or total),
+                       per_workspace=min(total, settings.max_running_per_workspace or total))
+    supervisor = TaskSupervisor(runner, task_repo, runtime, background, limits=limits, server_id=server_id)
+    task_service = TaskService(task_repo, bus, workspace_service, supervisor, store, access, changes, audit,
+                               default_timeout_s=settings.task_timeout_s, max_timeout_s=settings.max_task_timeout_s,
+                               max_queued_per_user=settings.max_queued_per_user)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -218,6 +246,7 @@ def create_app(settings: Settings) -> Litestar:
             stack.push_async_callback(docker_engine.close)
             stack.push_async_callback(holders.close)
             stack.push_async_callback(git_worker.close)
+            stack.push_async_callback(git_fetcher.close)
             stack.push_async_callback(background.close)
             # Entered here rather than registered as a plugin: the channels must be up before the
             # supervisor publishes its first event and stay up until it has published its last.
@@ -254,25 +283,33 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             HealthController, AuthController, MeController, TokenController, AdminUserController,
             WorkspaceController, CredentialController, TaskController, TaskStreamController, UsageController,
+            MemberController, WorkspaceCredentialController, AuditController,
             *web_route_handlers(),
         ],
         lifespan=[lifespan],
         on_app_init=[jwt_auth.on_app_init, add_csrf, add_request_log],
         dependencies={
             "auth_service": Provide(lambda: auth_service, sync_to_thread=False),
+            "sso": Provide(lambda: sso, sync_to_thread=False),
             "workspace_service": Provide(lambda: workspace_service, sync_to_thread=False),
+            "member_service": Provide(lambda: member_service, sync_to_thread=False),
             "database": Provide(lambda: database, sync_to_thread=False),
             "docker_engine": Provide(lambda: docker_engine, sync_to_thread=False),
             "credential_service": Provide(lambda: credential_service, sync_to_thread=False),
             "task_service": Provide(lambda: task_service, sync_to_thread=False),
             "usage_repo": Provide(lambda: usage_repo, sync_to_thread=False),
+            "audit_log": Provide(lambda: audit, sync_to_thread=False),
         },
-        state=State({"auth_service": auth_service, "workspace_service": workspace_service,
+        state=State({"auth_service": auth_service, "sso": sso, "workspace_service": workspace_service,
                      "background": background, "settings": settings, "supervisor": supervisor,
                      "task_service": task_service, "usage_repo": usage_repo}),
         exception_handlers={AicodeError: _domain_error, Exception: _unexpected_error},
         template_config=template_config(),
-        openapi_config=OpenAPIConfig(title="aicode", version=__version__, path="/schema"),
+        openapi_config=openapi_config(__version__),
+        plugins=[ErrorResponsesPlugin(PUBLIC_PATHS)],
+        # Inside authentication (see on_app_init): bad input is refused before any handler runs.
+        middleware=[RequestInputGuard()],
+        before_send=[add_security_headers],
         request_max_body_size=MAX_REQUEST_BODY_BYTES,
         logging_config=None,
         debug=False,

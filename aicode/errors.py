@@ -11,6 +11,7 @@ __all__ = [
     "ForbiddenError",
     "InvalidInputError",
     "NotFoundError",
+    "TooManyError",
     "UnavailableError",
 ]
 
@@ -20,9 +21,11 @@ class AicodeError(Exception):
 
     status_code: ClassVar[int] = 500
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, retry_after_s: int | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        # Sent as Retry-After: when the client may try again (limits, throttling).
+        self.retry_after_s = retry_after_s
 
 
 class InvalidInputError(AicodeError):
@@ -43,6 +46,12 @@ class NotFoundError(AicodeError):
 
 class ConflictError(AicodeError):
     status_code = 409
+
+
+class TooManyError(AicodeError):
+    """A limit is reached: too many queued tasks, workspaces, or attempts."""
+
+    status_code = 429
 
 
 class UnavailableError(AicodeError):

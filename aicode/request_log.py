@@ -5,13 +5,17 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from contextvars import ContextVar
 
 import structlog
 from litestar.datastructures import MutableScopeHeaders
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["RequestLogMiddleware"]
+__all__ = ["CLIENT_ADDRESS", "RequestLogMiddleware"]
+
+# The address of the client whose request is running (for the audit trail); None outside requests.
+CLIENT_ADDRESS: ContextVar[str | None] = ContextVar("client_address", default=None)
 
 log = structlog.get_logger("aicode.request")
 
@@ -37,10 +41,18 @@ class RequestLogMiddleware(ASGIMiddleware):
                 MutableScopeHeaders.from_message(message)["X-Request-ID"] = request_id
             await send(message)
 
+        client = scope.get("client")
+        address = CLIENT_ADDRESS.set(client[0] if client else None)
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 await next_app(scope, receive, send_with_id)
+            except Exception as exc:
+                # Refused in a middleware (authentication, the input guard): answered by the app's
+                # exception handler further out, with the status the exception carries.
+                status = status or getattr(exc, "status_code", 500)
+                raise
             finally:
+                CLIENT_ADDRESS.reset(address)
                 if scope["path"] not in _QUIET_PATHS or status >= 400:
                     log.info(
                         "request",

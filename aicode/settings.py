@@ -37,6 +37,21 @@ SETTING_NAMES: tuple[str, ...] = (
     "AICODE_GIT_UID",
     "AICODE_GIT_GID",
     "AICODE_MODEL_PRICES",
+    "AICODE_MAX_RUNNING_PER_USER",
+    "AICODE_MAX_RUNNING_PER_WORKSPACE",
+    "AICODE_MAX_QUEUED_PER_USER",
+    "AICODE_MAX_WORKSPACES_PER_USER",
+    "AICODE_MAX_TASK_TIMEOUT_S",
+    "AICODE_ALLOWED_GIT_HOSTS",
+    "AICODE_ALLOW_INSECURE_REMOTES",
+    "AICODE_JWT_JWKS_URL",
+    "AICODE_JWT_ISSUER",
+    "AICODE_JWT_AUDIENCE",
+    "AICODE_OIDC_ISSUER",
+    "AICODE_OIDC_CLIENT_ID",
+    "AICODE_OIDC_CLIENT_SECRET",
+    "AICODE_OIDC_ADMIN_GROUPS",
+    "AICODE_OIDC_NAME",
 )
 
 # Network policies a workspace may name, besides the open networks an admin lists.
@@ -68,8 +83,17 @@ def _list(env: Mapping[str, str], name: str, separator: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in env.get(name, "").split(separator) if part.strip())
 
 
-def _optional_int(env: Mapping[str, str], name: str) -> int | None:
-    return _int(env, name, 0, minimum=0) if env.get(name, "").strip() else None
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _optional_int(env: Mapping[str, str], name: str, minimum: int = 0) -> int | None:
+    return _int(env, name, 0, minimum=minimum) if env.get(name, "").strip() else None
 
 
 def _agent_env(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -88,6 +112,35 @@ def _upstream(env: Mapping[str, str], name: str, default: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
         raise SettingsError(f"{name} must be an http(s) URL such as {default}, got {raw!r}")
     return raw
+
+
+def _provider_url(env: Mapping[str, str], name: str) -> str | None:
+    """An identity provider's URL, kept exactly as given (issuers are compared as strings)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    # Plain http only on this machine (tests, a provider beside the server): tokens and keys must not
+    # cross a network unprotected.
+    loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if (parts.scheme != "https" and not loopback) or not parts.hostname or parts.fragment:
+        raise SettingsError(f"{name} must be an https URL (http only on 127.0.0.1 or localhost), got {raw!r}")
+    return raw
+
+
+def _check_single_sign_on(settings: Settings) -> None:
+    if (settings.jwt_issuer or settings.jwt_audience) and not settings.jwt_jwks_url:
+        raise SettingsError("AICODE_JWT_ISSUER and AICODE_JWT_AUDIENCE need AICODE_JWT_JWKS_URL "
+                            "(the URL of the key set that signs those tokens)")
+    client = {"AICODE_OIDC_CLIENT_ID": settings.oidc_client_id,
+              "AICODE_OIDC_CLIENT_SECRET": settings.oidc_client_secret}
+    if settings.oidc_issuer:
+        missing = [name for name, value in client.items() if not value]
+        if missing:
+            raise SettingsError(f"AICODE_OIDC_ISSUER needs {' and '.join(missing)} "
+                                "(from the client registered for aicode at the identity provider)")
+    elif any(client.values()) or settings.oidc_admin_groups or settings.oidc_name:
+        raise SettingsError("AICODE_OIDC_CLIENT_ID, _CLIENT_SECRET, _ADMIN_GROUPS and _NAME need AICODE_OIDC_ISSUER")
 
 
 def _bootstrap_admin(raw: str) -> tuple[str, str] | None:
@@ -129,6 +182,25 @@ class Settings:
     git_uid: int | None = None
     git_gid: int | None = None
     model_prices: Path | None = None
+    # Limits that keep one person from starving the rest. None: as many as AICODE_MAX_CONCURRENT_TASKS.
+    max_running_per_user: int | None = None
+    max_running_per_workspace: int | None = None
+    max_queued_per_user: int = 50
+    max_workspaces_per_user: int = 50
+    max_task_timeout_s: int = 6 * 3600
+    # Hosts on a local or private network that repositories may still be fetched from (admins' choice).
+    allowed_git_hosts: tuple[str, ...] = ()
+    allow_insecure_remotes: bool = False
+    # Single sign-on: bearer tokens of an external identity provider, verified through its JWKS ...
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    # ... and browser sign-in through an OpenID Connect provider.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = field(default=None, repr=False)
+    oidc_admin_groups: tuple[str, ...] = ()
+    oidc_name: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -163,8 +235,23 @@ class Settings:
             agent_gid=_optional_int(env, "AICODE_AGENT_GID"),
             git_uid=_optional_int(env, "AICODE_GIT_UID"),
             git_gid=_optional_int(env, "AICODE_GIT_GID"),
+            max_running_per_user=_optional_int(env, "AICODE_MAX_RUNNING_PER_USER", minimum=1),
+            max_running_per_workspace=_optional_int(env, "AICODE_MAX_RUNNING_PER_WORKSPACE", minimum=1),
+            max_queued_per_user=_int(env, "AICODE_MAX_QUEUED_PER_USER", 50),
+            max_workspaces_per_user=_int(env, "AICODE_MAX_WORKSPACES_PER_USER", 50),
+            max_task_timeout_s=_int(env, "AICODE_MAX_TASK_TIMEOUT_S", 6 * 3600, minimum=60),
+            allowed_git_hosts=_list(env, "AICODE_ALLOWED_GIT_HOSTS", ","),
+            allow_insecure_remotes=_bool(env, "AICODE_ALLOW_INSECURE_REMOTES"),
             model_prices=Path(raw).expanduser().resolve() if (raw := env.get("AICODE_MODEL_PRICES", "").strip())
             else None,
+            jwt_jwks_url=_provider_url(env, "AICODE_JWT_JWKS_URL"),
+            jwt_issuer=env.get("AICODE_JWT_ISSUER", "").strip() or None,
+            jwt_audience=env.get("AICODE_JWT_AUDIENCE", "").strip() or None,
+            oidc_issuer=_provider_url(env, "AICODE_OIDC_ISSUER"),
+            oidc_client_id=env.get("AICODE_OIDC_CLIENT_ID", "").strip() or None,
+            oidc_client_secret=env.get("AICODE_OIDC_CLIENT_SECRET", "").strip() or None,
+            oidc_admin_groups=_list(env, "AICODE_OIDC_ADMIN_GROUPS", ","),
+            oidc_name=env.get("AICODE_OIDC_NAME", "").strip() or None,
         )
         settings.check()
         return settings
@@ -177,3 +264,7 @@ class Settings:
                                 f"(open networks come from AICODE_OPEN_NETWORKS), got {self.workspace_network!r}")
         if self.agent_network in self.open_networks:
             raise SettingsError("AICODE_OPEN_NETWORKS must not list AICODE_AGENT_NETWORK")
+        if self.task_timeout_s > self.max_task_timeout_s:
+            raise SettingsError(f"AICODE_TASK_TIMEOUT_S ({self.task_timeout_s}) must not exceed "
+                                f"AICODE_MAX_TASK_TIMEOUT_S ({self.max_task_timeout_s})")
+        _check_single_sign_on(self)

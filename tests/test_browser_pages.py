@@ -192,3 +192,32 @@ async def test_an_admin_sets_a_monthly_budget_and_the_member_sees_it_with_the_sp
     finally:
         await admin.api.aclose()
         await admin.close()
+
+
+async def test_an_owner_shares_a_workspace_and_a_viewer_sees_it_read_only(
+    browser, live: LiveServer, source_repo: Path
+) -> None:
+    owner = await new_session(browser, live)
+    viewer = await new_session(browser, live)
+    try:
+        alice = await make_member(owner.api, "alice")
+        await make_member(owner.api, "victor")
+        workspace = await ready_workspace(owner.api, alice, source_repo)
+        await sign_in(owner, "alice", "alice-password")
+        page = owner.page
+        await page.goto(f"/workspaces/{workspace['id']}")
+        await page.get_by_label("Add a member").fill("victor")
+        await page.get_by_label("Role", exact=True).select_option("viewer")
+        await page.get_by_role("button", name="Add member").click()
+        await expect(page.locator("tr[data-member=victor]")).to_be_visible()
+        await expect(page.get_by_label("Role of victor")).to_have_value("viewer")
+        await sign_in(viewer, "victor", "victor-password")
+        await viewer.page.goto(f"/workspaces/{workspace['id']}")
+        await expect(viewer.page.get_by_test_id("read-only")).to_be_visible()
+        await expect(viewer.page.get_by_role("heading", name="New task")).to_have_count(0)
+        await expect(viewer.page.get_by_role("button", name="Add member")).to_have_count(0)
+        await expect(viewer.page.locator("tr[data-member=alice]")).to_contain_text("owner")
+    finally:
+        for session in (owner, viewer):
+            await session.api.aclose()
+            await session.close()

@@ -23,7 +23,7 @@ from tests.cli_support import (
     free_port,
     json_lines,
 )
-from tests.conftest import git
+from tests.conftest import ADMIN, git
 
 # The `live_server` and `account` fixtures.
 pytest_plugins = ["tests.cli_fixtures"]
@@ -199,9 +199,28 @@ def test_workspace_add_waits_for_the_clone_then_list_and_sync_show_it(account: A
     listed = aicode(account.env(), "workspace", "list", "--json")
     assert {w["name"]: w["status"] for w in json.loads(listed.stdout)} == {"proj": "ready", "other": "ready"}
     plain = aicode(account.env(), "workspace", "list").stdout.splitlines()
-    assert plain[0].split()[:3] == ["NAME", "STATUS", "BRANCH"] and len(plain) == 3
+    assert plain[0].split()[:4] == ["NAME", "ROLE", "STATUS", "BRANCH"] and len(plain) == 3
+    assert plain[1].split()[:2] == ["other", "owner"]
     synced = aicode(account.env(), "workspace", "sync", "other")
     assert synced.returncode == 0 and "synced: ready" in synced.stdout
+
+
+def test_workspace_share_gives_a_member_a_role_and_members_lists_them(account: Account) -> None:
+    with httpx.Client(base_url=account.server.url, timeout=30) as http:
+        jwt = http.post("/api/auth/login", json={"username": ADMIN[0], "password": ADMIN[1]}).json()["access_token"]
+        created = http.post("/api/admin/users", json={"username": "bob", "password": "bob-password"},
+                            headers={"Authorization": f"Bearer {jwt}"})
+        assert created.status_code == 201, created.text
+    shared = aicode(account.env(), "workspace", "share", "proj", "bob", "--role", "viewer")
+    assert shared.returncode == 0, shared.stderr
+    assert shared.stdout.strip() == "bob is viewer in proj"
+    members = json.loads(aicode(account.env(), "workspace", "members", "proj", "--json").stdout)
+    assert [(m["username"], m["role"]) for m in members] == [("alice", "owner"), ("bob", "viewer")]
+    last_owner = aicode(account.env(), "workspace", "unshare", "proj", "alice")
+    assert_one_error_line(last_owner, 1, "at least one owner")
+    assert aicode(account.env(), "workspace", "unshare", "proj", "bob").returncode == 0
+    bad_role = aicode(account.env(), "workspace", "share", "proj", "bob", "--role", "boss")
+    assert bad_role.returncode == 2
 
 
 def test_workspace_add_of_a_path_the_server_refuses_fails_with_one_line(account: Account, tmp_path: Path) -> None:

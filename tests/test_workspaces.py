@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -16,6 +17,12 @@ from aicode.settings import Settings
 from tests.conftest import git, wait_for_status
 
 TOKEN = "s3cr3t-token"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """https remotes here point at 127.0.0.1, a local address aicode refuses unless an admin allows it."""
+    return dataclasses.replace(settings, allowed_git_hosts=("127.0.0.1",))
 
 
 @pytest.fixture(autouse=True)

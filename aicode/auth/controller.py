@@ -54,7 +54,7 @@ class AuthController(Controller):
     async def logout(self, request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService]) -> None:
         """End the credential this request used: the JWT is revoked, or the API token is."""
         if isinstance(request.auth, Token):
-            await auth_service.revoke_jwt(request.auth)
+            await auth_service.sign_out(request.user, request.auth)
         elif isinstance(request.auth, ApiTokenAuth):
             await auth_service.revoke_api_token(request.user, request.auth.token_id)
 
@@ -98,8 +98,10 @@ class AdminUserController(Controller):
     guards = [requires_admin]
 
     @post("/", status_code=HTTP_201_CREATED)
-    async def create(self, data: JSONBody[UserCreate], auth_service: NamedDependency[AuthService]) -> User:
-        return user_out(await auth_service.create_user(data.username, data.password, admin=data.admin))
+    async def create(self, data: JSONBody[UserCreate], request: Request[UserRecord, Any, Any],
+                     auth_service: NamedDependency[AuthService]) -> User:
+        return user_out(await auth_service.create_user(data.username, data.password, admin=data.admin,
+                                                      actor=request.user))
 
     @get("/")
     async def list_users(self, auth_service: NamedDependency[AuthService]) -> list[User]:

@@ -18,6 +18,7 @@ class UserRecord:
     disabled: bool
     created_at: datetime
     monthly_budget_usd: float | None = None  # model spend allowed per calendar month (None: no cap)
+    session_version: int = 0  # JWTs carry it; a password reset or disable bumps it and ends them all
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from aicode.errors import ConflictError
 
 __all__ = ["RevokedJwtRepo", "TokenRepo", "UserRepo"]
 
-_USER_COLUMNS = "id, username, password_hash, is_admin, disabled, created_at, monthly_budget_usd"
+_USER_COLUMNS = "id, username, password_hash, is_admin, disabled, created_at, monthly_budget_usd, session_version"
 
 
 def _user(row: asyncpg.Record | None) -> UserRecord | None:
@@ -85,6 +85,14 @@ class UserRepo:
             budget[0] if budget is not None else None,
         )
         return _user(row)
+
+    async def end_sessions(self, user_id: UUID) -> None:
+        """Every JWT issued so far stops working, and every API token is revoked (for good)."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE users SET session_version = session_version + 1, updated_at = now() WHERE id = $1", user_id)
+            await conn.execute(
+                "UPDATE api_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", user_id)
 
 
 class TokenRepo:

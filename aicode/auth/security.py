@@ -2,6 +2,8 @@
 
 Scripts send `Authorization: Bearer <jwt or aic_…>`; browsers carry the JWT in an HttpOnly session cookie.
 A request with the header is judged by the header alone, so a stale cookie never masks a bad token.
+With AICODE_JWT_JWKS_URL set, a bearer JWT that is not aicode's own (HS256) is an external identity
+provider's, verified through its JWKS (see aicode.auth.sso).
 """
 
 from __future__ import annotations
@@ -12,19 +14,21 @@ from typing import Any
 import structlog
 from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, WebSocketException
 from litestar.middleware.authentication import AuthenticationResult
 from litestar.security.jwt import JWTCookieAuth, JWTCookieAuthenticationMiddleware, Token
 
 from aicode.auth.models import ApiTokenAuth, UserRecord
 from aicode.auth.service import API_TOKEN_PREFIX, JWT_ALGORITHM, AuthService
+from aicode.auth.sso.config import SingleSignOn
+from aicode.auth.sso.tokens import TokenRejected, token_algorithm
 
 __all__ = ["PUBLIC_PATHS", "SESSION_COOKIE", "build_jwt_auth"]
 
 log = structlog.get_logger(__name__)
 
 # Paths that answer without credentials (their handlers also opt out with exclude_from_auth).
-PUBLIC_PATHS = ["^/schema", "^/healthz$", "^/readyz$", "^/metrics$", "^/static/"]
+PUBLIC_PATHS = ["^/schema", "^/healthz$", "^/readyz$", "^/metrics$", "^/static/", "^/auth/oidc/"]
 # The browser session: a JWT in an HttpOnly, SameSite=Lax cookie set by the sign-in page.
 SESSION_COOKIE = "aicode_session"
 
@@ -33,6 +37,15 @@ class TokenAuthenticationMiddleware(JWTCookieAuthenticationMiddleware):
     """Accepts `Bearer <jwt>` and `Bearer aic_…` (an API token) in one header, or the session cookie; logs refusals."""
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        try:
+            return await self._authenticate(connection)
+        except NotAuthorizedException as exc:
+            if connection.scope["type"] == ScopeType.WEBSOCKET:
+                # Litestar closes a WebSocket with 4500 for anything but a WebSocketException: say 4401.
+                raise WebSocketException(detail=exc.detail, code=4401) from None
+            raise
+
+    async def _authenticate(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         if self.auth_header not in connection.headers:
             return await self._authenticate_cookie(connection)
         scheme, _, credential = connection.headers.get(self.auth_header, "").partition(" ")
@@ -42,8 +55,7 @@ class TokenAuthenticationMiddleware(JWTCookieAuthenticationMiddleware):
             return await self.authenticate_token(encoded_token=credential.strip(), connection=connection)
         except NotAuthorizedException as exc:
             # The credential itself is never logged, only why it was refused.
-            log.warning("auth.rejected", reason=exc.detail, path=connection.url.path,
-                        kind="api_token" if credential.startswith(API_TOKEN_PREFIX) else "jwt")
+            log.warning("auth.rejected", reason=exc.detail, path=connection.url.path, kind=_kind(credential.strip()))
             raise
 
     async def _authenticate_cookie(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
@@ -64,6 +76,9 @@ class TokenAuthenticationMiddleware(JWTCookieAuthenticationMiddleware):
         self, encoded_token: str, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
         if not encoded_token.startswith(API_TOKEN_PREFIX):
+            sso: SingleSignOn | None = getattr(connection.app.state, "sso", None)
+            if sso is not None and sso.bearer is not None and token_algorithm(encoded_token) != JWT_ALGORITHM:
+                return await self._authenticate_external(sso, encoded_token)
             return await super().authenticate_token(encoded_token, connection)
         auth: AuthService = connection.app.state.auth_service
         found = await auth.user_for_api_token(encoded_token)
@@ -71,6 +86,24 @@ class TokenAuthenticationMiddleware(JWTCookieAuthenticationMiddleware):
             raise NotAuthorizedException("invalid or revoked API token")
         token_id, user = found
         return AuthenticationResult(user=user, auth=ApiTokenAuth(token_id=token_id))
+
+    @staticmethod
+    async def _authenticate_external(sso: SingleSignOn, encoded_token: str) -> AuthenticationResult:
+        """An identity provider's token: only RS256/ES256 through its JWKS (aicode's own are HS256, so
+        an HS256 token never reaches this path and a provider's public key is never an HMAC secret)."""
+        assert sso.bearer is not None
+        try:
+            user, auth = await sso.bearer.authenticate(encoded_token)
+        except TokenRejected as exc:
+            raise NotAuthorizedException(exc.detail) from None
+        return AuthenticationResult(user=user, auth=auth)
+
+
+def _kind(credential: str) -> str:
+    """What sort of credential a refused header carried, for the log (never the credential itself)."""
+    if credential.startswith(API_TOKEN_PREFIX):
+        return "api_token"
+    return "jwt" if token_algorithm(credential) in (JWT_ALGORITHM, None) else "external_jwt"
 
 
 def _same_origin(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:

@@ -9,7 +9,7 @@ import asyncpg
 
 from aicode.db.pool import Database
 
-__all__ = ["CredentialRepo"]
+__all__ = ["CredentialRepo", "WorkspaceCredentialRepo"]
 
 
 class CredentialRepo:
@@ -39,3 +39,32 @@ class CredentialRepo:
     async def updated_at(self, user_id: UUID, provider: str) -> tuple[str, datetime] | None:
         row = await self.get(user_id, provider)
         return None if row is None else (row["kind"], row["updated_at"])
+
+
+class WorkspaceCredentialRepo:
+    """A workspace's team credential, per provider."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def upsert(self, workspace_id: UUID, provider: str, kind: str, secret_enc: bytes, by: UUID) -> None:
+        await self._db.pool.execute(
+            """INSERT INTO workspace_credentials (workspace_id, provider, kind, secret_enc, updated_by)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (workspace_id, provider) DO UPDATE SET kind = EXCLUDED.kind,
+                   secret_enc = EXCLUDED.secret_enc, updated_by = EXCLUDED.updated_by, updated_at = now()""",
+            workspace_id, provider, kind, secret_enc, by,
+        )
+
+    async def get(self, workspace_id: UUID, provider: str) -> asyncpg.Record | None:
+        return await self._db.pool.fetchrow(
+            """SELECT c.kind, c.secret_enc, c.updated_at, u.username AS updated_by
+               FROM workspace_credentials c LEFT JOIN users u ON u.id = c.updated_by
+               WHERE c.workspace_id = $1 AND c.provider = $2""",
+            workspace_id, provider,
+        )
+
+    async def delete(self, workspace_id: UUID, provider: str) -> bool:
+        status = await self._db.pool.execute(
+            "DELETE FROM workspace_credentials WHERE workspace_id = $1 AND provider = $2", workspace_id, provider)
+        return status.endswith(" 1")

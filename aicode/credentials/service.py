@@ -7,7 +7,9 @@ from uuid import UUID
 
 import structlog
 
-from aicode.credentials.repo import CredentialRepo
+from aicode.audit.service import AuditLog
+from aicode.auth.models import UserRecord
+from aicode.credentials.repo import CredentialRepo, WorkspaceCredentialRepo
 from aicode.crypto import SecretBox
 from aicode.errors import NotFoundError
 
@@ -19,24 +21,47 @@ ANTHROPIC = "anthropic"
 
 
 class CredentialService:
-    def __init__(self, repo: CredentialRepo, box: SecretBox) -> None:
+    def __init__(self, repo: CredentialRepo, team: WorkspaceCredentialRepo, box: SecretBox, audit: AuditLog) -> None:
         self._repo = repo
+        self._team = team
         self._box = box
+        self._audit = audit
 
-    async def store(self, user_id: UUID, kind: str, secret: str) -> None:
-        await self._repo.upsert(user_id, ANTHROPIC, kind, self._box.seal(secret))
-        log.info("credential.stored", user_id=str(user_id), provider=ANTHROPIC, kind=kind)
+    async def store(self, user: UserRecord, kind: str, secret: str) -> None:
+        await self._repo.upsert(user.id, ANTHROPIC, kind, self._box.seal(secret))
+        log.info("credential.stored", user_id=str(user.id), provider=ANTHROPIC, kind=kind)
+        await self._audit.record(user, "credential.set", ("user", user.id), provider=ANTHROPIC, kind=kind)
 
-    async def remove(self, user_id: UUID) -> None:
-        if not await self._repo.delete(user_id, ANTHROPIC):
+    async def remove(self, user: UserRecord) -> None:
+        if not await self._repo.delete(user.id, ANTHROPIC):
             raise NotFoundError("no Anthropic credential is stored")
-        log.info("credential.removed", user_id=str(user_id), provider=ANTHROPIC)
+        log.info("credential.removed", user_id=str(user.id), provider=ANTHROPIC)
+        await self._audit.record(user, "credential.remove", ("user", user.id), provider=ANTHROPIC)
 
     async def describe(self, user_id: UUID) -> tuple[str, datetime] | None:
         """What kind of credential is stored and when; never the secret."""
         return await self._repo.updated_at(user_id, ANTHROPIC)
 
-    async def for_agent(self, user_id: UUID) -> tuple[str, str] | None:
-        """(kind, secret) to put in the agent's environment, or None when the user stored none."""
-        row = await self._repo.get(user_id, ANTHROPIC)
+    async def for_turn(self, user_id: UUID, workspace_id: UUID) -> tuple[str, str] | None:
+        """(kind, secret) a turn asked for by `user_id` runs with: their own credential, else the workspace's
+        team credential, else None."""
+        row = await self._repo.get(user_id, ANTHROPIC) or await self._team.get(workspace_id, ANTHROPIC)
         return None if row is None else (row["kind"], self._box.open(row["secret_enc"]))
+
+    # -- a workspace's team credential (the access check is the caller's) --------------------------
+
+    async def store_team(self, workspace_id: UUID, kind: str, secret: str, by: UserRecord) -> None:
+        await self._team.upsert(workspace_id, ANTHROPIC, kind, self._box.seal(secret), by.id)
+        log.info("credential.team_stored", workspace_id=str(workspace_id), provider=ANTHROPIC, kind=kind)
+        await self._audit.record(by, "credential.set", ("workspace", workspace_id), provider=ANTHROPIC, kind=kind)
+
+    async def remove_team(self, workspace_id: UUID, by: UserRecord) -> None:
+        if not await self._team.delete(workspace_id, ANTHROPIC):
+            raise NotFoundError("the workspace has no team credential")
+        log.info("credential.team_removed", workspace_id=str(workspace_id), provider=ANTHROPIC)
+        await self._audit.record(by, "credential.remove", ("workspace", workspace_id), provider=ANTHROPIC)
+
+    async def describe_team(self, workspace_id: UUID) -> tuple[str, datetime, str | None] | None:
+        """(kind, updated_at, who set it) of the team credential; never the secret."""
+        row = await self._team.get(workspace_id, ANTHROPIC)
+        return None if row is None else (row["kind"], row["updated_at"], row["updated_by"])

@@ -17,7 +17,19 @@ _REFSPECS = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
 
 
 class MirrorError(Exception):
-    """Clone or fetch failed; the message is meant for the person who registered the repository."""
+    """Clone or fetch failed: `str()` is for the person who registered the repository (it names the
+    URL and what to check, never libgit2's own words, which could tell a member about the server's
+    network); `cause` is libgit2's text, for the server's log."""
+
+    def __init__(self, message: str, cause: str | None = None) -> None:
+        super().__init__(message, cause)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    @property
+    def cause(self) -> str | None:
+        return self.args[1] if len(self.args) > 1 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,13 +50,13 @@ def _explain(url: str, action: str, exc: pygit2.GitError) -> MirrorError:
     lowered = text.lower()
     if "authentication" in lowered or "401" in lowered or "403" in lowered:
         hint = "the remote refused the credentials: check the repository token and its permissions"
-    elif "resolve" in lowered or "connect" in lowered or "timed out" in lowered:
+    elif "resolve" in lowered or "connect" in lowered or "timed out" in lowered or "timeout" in lowered:
         hint = "the remote could not be reached: check the URL and the server's network access"
     elif "not found" in lowered or "404" in lowered or "could not find repository" in lowered:
         hint = "no repository there (or the token cannot see it): check the URL"
     else:
         hint = "check the URL and try POST /api/workspaces/{id}/sync"
-    return MirrorError(f"{action} {url} failed: {text} ({hint})")
+    return MirrorError(f"{action} {url} failed: {hint}", cause=text)
 
 
 def _sync(repo: pygit2.Repository, url: str, credential: tuple[str, str] | None, action: str) -> MirrorState:

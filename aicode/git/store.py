@@ -56,9 +56,11 @@ def _local_sync(action: Callable[..., MirrorState], url: str, dest: Path) -> Mir
 
 
 class GitStore:
-    def __init__(self, layout: DataLayout, worker: GitWorker) -> None:
+    def __init__(self, layout: DataLayout, worker: GitWorker, fetcher: GitWorker) -> None:
         self._layout = layout
         self._worker = worker
+        # Network fetches get workers of their own: a slow or silent remote never delays a turn's commit.
+        self._fetcher = fetcher
 
     @property
     def worker(self) -> GitWorker:
@@ -75,7 +77,7 @@ class GitStore:
         exists = self._layout.mirror(workspace_id).exists()
         action = mirrors.fetch_mirror if exists else mirrors.clone_mirror
         if not local:
-            return await self._worker.run(action, url, self._mirror(workspace_id), credential)
+            return await self._fetcher.run(action, url, self._mirror(workspace_id), credential)
         path = self._layout.mirror(workspace_id)
         state = await asyncio.to_thread(_local_sync, action, url, path)
         ids = self._layout.ids

@@ -46,6 +46,10 @@ _MS_BIND = 4096
 _MS_REC = 16384
 _MS_PRIVATE = 1 << 18
 
+# A remote that accepts a connection and then says nothing must fail its fetch, not hold a worker.
+_CONNECT_TIMEOUT_MS = 15_000
+_READ_TIMEOUT_MS = 120_000
+
 _root: Path | None = None
 
 
@@ -110,6 +114,8 @@ def _enter(git_root: str, uid: int, gid: int) -> None:
         importlib.import_module(name)
     import pygit2
 
+    pygit2.settings.server_connect_timeout = _CONNECT_TIMEOUT_MS
+    pygit2.settings.server_timeout = _READ_TIMEOUT_MS
     root = Path(git_root)
     if os.geteuid() == 0:
         mounted = _bind_store(root)
@@ -140,10 +146,13 @@ def _whoami() -> tuple[int, int, str]:
 class GitWorker:
     """A small pool of git worker processes; `run` sends one call to a free one."""
 
-    def __init__(self, git_root: Path, ids: HostIdentities, *, processes: int = 2) -> None:
+    def __init__(self, git_root: Path, ids: HostIdentities, *, processes: int = 2, abandon_on_close: bool = False
+                 ) -> None:
         self._git_root = git_root
         self._ids = ids
         self._processes = processes
+        # For network fetches: at shutdown a fetch still waiting on a remote is ended, not waited for.
+        self._abandon_on_close = abandon_on_close
         self._pool: ProcessPoolExecutor | None = None
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -173,5 +182,10 @@ class GitWorker:
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
-        if pool is not None:
-            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+        if pool is None:
+            return
+        if self._abandon_on_close:
+            # ProcessPoolExecutor has no way to stop work under way (until Python 3.14): end the processes.
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+        await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)

@@ -25,7 +25,9 @@ from aicode.tasks.service import TaskService
 
 __all__ = ["TaskController", "TaskStreamController", "task_out"]
 
-After = Annotated[int, QueryParameter(ge=0, description="only events with seq greater than this")]
+# Event seqs are PostgreSQL bigints: a larger number is a 400 here, not an overflow in the database.
+MAX_SEQ = 2**63 - 1
+After = Annotated[int, QueryParameter(ge=0, le=MAX_SEQ, description="only events with seq greater than this")]
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 
 
@@ -100,7 +102,8 @@ class TaskController(Controller):
         self, task_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
         task_service: NamedDependency[TaskService], after: After = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=5000)] = 1000,
-        before: Annotated[int | None, QueryParameter(ge=1, description="only events with seq lower than this")] = None,
+        before: Annotated[int | None, QueryParameter(
+            ge=1, le=MAX_SEQ, description="only events with seq lower than this")] = None,
         last: Annotated[int | None, QueryParameter(
             ge=1, le=5000, description="the latest `last` events (of those the other filters keep) instead of the first")
         ] = None,

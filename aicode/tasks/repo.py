@@ -7,6 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
+from aicode.access.repo import visible_to
 from aicode.db.pool import Database
 from aicode.tasks.models import TaskEvent, TaskRecord
 
@@ -58,11 +59,11 @@ class TaskRepo:
     async def list_visible(
         self, viewer_id: UUID | None, *, workspace_id: UUID | None, status: str | None, limit: int
     ) -> list[TaskRecord]:
-        """Tasks the viewer asked for or whose workspace they own (all, for `viewer_id` None)."""
+        """Tasks in the workspaces the viewer has a role in (all, for `viewer_id` None: an admin)."""
         rows = await self._db.pool.fetch(
             f"""SELECT {_columns("t")}
-                FROM tasks t JOIN workspaces w ON w.id = t.workspace_id
-                WHERE ($1::uuid IS NULL OR t.user_id = $1 OR w.owner_id = $1)
+                FROM tasks t
+                WHERE {visible_to("t.workspace_id", "$1")}
                   AND ($2::uuid IS NULL OR t.workspace_id = $2)
                   AND ($3::text IS NULL OR t.status = $3)
                 ORDER BY t.created_at DESC, t.id LIMIT $4""",
@@ -73,6 +74,11 @@ class TaskRepo:
     async def ids_with_status(self, status: str) -> list[UUID]:
         rows = await self._db.pool.fetch("SELECT id FROM tasks WHERE status = $1 ORDER BY created_at", status)
         return [row["id"] for row in rows]
+
+    async def count_queued_by(self, user_id: UUID) -> int:
+        """Turns `user_id` asked for that wait in the queue."""
+        return await self._db.pool.fetchval(
+            "SELECT count(*) FROM tasks WHERE status = 'queued' AND coalesce(turn_user_id, user_id) = $1", user_id)
 
     async def count_with_status(self, status: str) -> int:
         return await self._db.pool.fetchval("SELECT count(*) FROM tasks WHERE status = $1", status)

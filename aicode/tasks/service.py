@@ -10,8 +10,12 @@ from uuid import UUID
 import structlog
 
 from aicode import __version__
+from aicode.access.changes import AccessChanges
+from aicode.access.policy import Action
+from aicode.access.service import AccessService
+from aicode.audit.service import AuditLog
 from aicode.auth.models import UserRecord
-from aicode.errors import ConflictError, InvalidInputError, NotFoundError
+from aicode.errors import ConflictError, InvalidInputError, TooManyError
 from aicode.git.checkout import CheckoutError, FileChange
 from aicode.git.patches import PatchSeriesError
 from aicode.git.store import GitStore
@@ -32,18 +36,28 @@ T = TypeVar("T")
 class TaskService:
     def __init__(
         self, tasks: TaskRepo, bus: TaskEventBus, workspaces: WorkspaceService, supervisor: TaskSupervisor,
-        store: GitStore, *, default_timeout_s: int,
+        store: GitStore, access: AccessService, changes: AccessChanges, audit: AuditLog, *, default_timeout_s: int, max_timeout_s: int = 6 * 3600,
+        max_queued_per_user: int = 50,
     ) -> None:
         self._tasks = tasks
         self._bus = bus
         self._workspaces = workspaces
         self._supervisor = supervisor
         self._store = store
+        self._access = access
+        self._changes = changes
+        self._audit = audit
         self._default_timeout_s = default_timeout_s
+        self._max_timeout_s = max_timeout_s
+        self._max_queued = max_queued_per_user
 
     async def submit(self, actor: UserRecord, workspace_id: UUID, fields: dict[str, Any]) -> TaskRecord:
         """Store the task as queued (with its first event) and hand it to the supervisor."""
-        workspace = await self._workspaces.get(actor, workspace_id)
+        workspace = await self._workspaces.get(actor, workspace_id, Action.RUN)
+        if (fields.get("timeout_s") or 0) > self._max_timeout_s:
+            raise InvalidInputError(f"timeout_s may be at most {self._max_timeout_s} on this server "
+                                    "(AICODE_MAX_TASK_TIMEOUT_S)")
+        await self._check_queue_room(actor)
         if workspace.status != WorkspaceStatus.READY:
             raise ConflictError(f"the workspace is {workspace.status}, not ready"
                                 + (f": {workspace.error}" if workspace.error else ""))
@@ -62,22 +76,18 @@ class TaskService:
                 base_branch=base_branch, branch=f"aicode/{task_id}",
             )
             await batch.add([("task.status", {"status": TaskStatus.QUEUED})])
-        self._supervisor.enqueue(task.id)
+        await self._supervisor.enqueue(task)
         log.info("task.submitted", task_id=str(task.id), workspace_id=str(workspace.id))
+        await self._audit.record(actor, "task.submit", ("task", task.id), workspace_id=workspace.id)
         return task
 
-    async def get(self, actor: UserRecord, task_id: UUID) -> TaskRecord:
-        """The task if `actor` may see it (theirs, in their workspace, or an admin); else 404."""
+    async def get(self, actor: UserRecord, task_id: UUID, action: Action = Action.VIEW) -> TaskRecord:
+        """The task if `actor` may do `action` on it (see `aicode.access`); 404 if they may not see it."""
         task = await self._tasks.get(task_id)
-        if task is not None and (actor.is_admin or task.user_id == actor.id):
-            return task
-        if task is not None:
-            try:
-                await self._workspaces.get(actor, task.workspace_id)
-                return task
-            except NotFoundError:
-                pass
-        raise NotFoundError(f"no task with id {task_id}")
+        await self._access.task(actor, task_id, task.workspace_id if task else None, task.user_id if task else None,
+                                action)
+        assert task is not None
+        return task
 
     async def list(self, actor: UserRecord, *, workspace_id: UUID | None, status: str | None, limit: int
                    ) -> list[TaskRecord]:
@@ -86,7 +96,8 @@ class TaskService:
 
     async def follow_up(self, actor: UserRecord, task_id: UUID, prompt: str) -> TaskRecord:
         """Queue another turn on the same session and branch; it runs with `actor`'s credential."""
-        await self.get(actor, task_id)
+        await self.get(actor, task_id, Action.RUN)
+        await self._check_queue_room(actor)
         async with self._bus.batch(task_id) as batch:
             task = await self._tasks.transition(task_id, TaskStatus.QUEUED, allowed_from=tuple(TERMINAL_STATUSES),
                                                 conn=batch.conn, pending_prompt=prompt, reopened=True,
@@ -96,11 +107,22 @@ class TaskService:
             await batch.add([("notice", {"level": "info", "code": "follow_up", "message": prompt,
                                          "by": actor.username}),
                              ("task.status", {"status": TaskStatus.QUEUED})])
-        self._supervisor.enqueue(task_id)
+        await self._supervisor.enqueue(task)
+        await self._audit.record(actor, "task.follow_up", ("task", task_id), workspace_id=task.workspace_id)
         return task
 
+    async def _check_queue_room(self, actor: UserRecord) -> None:
+        queued = await self._tasks.count_queued_by(actor.id)
+        if queued >= self._max_queued:
+            raise TooManyError(f"you already have {queued} tasks waiting in the queue, the most this server allows "
+                               "one person (AICODE_MAX_QUEUED_PER_USER): wait for some to start, or cancel some",
+                               retry_after_s=30)
+
     async def cancel(self, actor: UserRecord, task_id: UUID) -> TaskRecord:
-        task = await self.get(actor, task_id)
+        """Editors cancel the tasks they started, owners any (`Action.CANCEL_ANY` narrows to own for authors)."""
+        task = await self.get(actor, task_id, Action.CANCEL_ANY)
+        await self._audit.record(actor, "task.cancel", ("task", task_id), workspace_id=task.workspace_id,
+                                 status=task.status)
         if task.status == TaskStatus.QUEUED:
             async with self._bus.batch(task_id) as batch:
                 cancelled = await self._tasks.transition(
@@ -108,7 +130,9 @@ class TaskService:
                     finished=True, pending_prompt=None)
                 if cancelled is not None:
                     await batch.add([("task.status", {"status": TaskStatus.CANCELLED})])
-                    return cancelled
+            if cancelled is not None:
+                self._supervisor.discard(task_id)
+                return cancelled
         if self._supervisor.cancel(task_id):
             log.info("task.cancel_requested", task_id=str(task_id), by=actor.username)
             return await self.get(actor, task_id)
@@ -124,14 +148,18 @@ class TaskService:
         return await self._bus.history(task_id, after=after, limit=limit, before=before, latest=latest)
 
     async def follow(self, actor: UserRecord, task_id: UUID, after: int) -> AsyncIterator[WireEvent]:
-        """Replay then live; ends once the task has ended and every event was delivered."""
-        await self.get(actor, task_id)
+        """Replay then live; ends once the task has ended and every event was delivered, or once the
+        reader may no longer see it (disabled, signed out everywhere, removed from the workspace)."""
+        task = await self.get(actor, task_id)
 
         async def settled(last_seq: int) -> bool:
-            task = await self._tasks.get(task_id)
-            return task is None or (task.status in TERMINAL_STATUSES and task.last_seq <= last_seq)
+            current = await self._tasks.get(task_id)
+            return current is None or (current.status in TERMINAL_STATUSES and current.last_seq <= last_seq)
 
-        return self._bus.follow(task_id, after, settled)
+        async def still_allowed() -> bool:
+            return await self._access.still_sees(actor, task.workspace_id)
+
+        return self._changes.guard(actor.id, self._bus.follow(task_id, after, settled), still_allowed)
 
     async def diff(self, actor: UserRecord, task_id: UUID) -> str:
         task = await self.get(actor, task_id)

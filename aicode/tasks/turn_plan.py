@@ -115,11 +115,13 @@ class TurnPlanner:
     async def plan(self, task: TaskRecord, workspace: WorkspaceRecord) -> AsyncIterator[TurnPlan]:
         """The turn's command, environment and network; its capability token is revoked when the block ends."""
         author = await self.author(task.turn_user_id)
-        stored = await self._credentials.for_agent(task.turn_user_id)
+        stored = await self._credentials.for_turn(task.turn_user_id, workspace.id)
         if stored is None:
             raise TurnFailure(
-                f"{author[0]} asked for this turn but has no Anthropic credential: store yours with "
-                "PUT /api/me/credentials/anthropic (an api_key, or an oauth_token from `claude setup-token`)")
+                f"{author[0]} asked for this turn but has no Anthropic credential, and the workspace has no team "
+                "credential: store yours with PUT /api/me/credentials/anthropic (an api_key, or an oauth_token "
+                "from `claude setup-token`), or an owner stores one with "
+                "PUT /api/workspaces/{id}/credentials/anthropic")
         policy, network = self.network(workspace)
         prompt = task.pending_prompt or task.prompt
         turn = AgentTurn(prompt=prompt, model=task.model, max_turns=task.max_turns, resume_session_id=task.session_id)

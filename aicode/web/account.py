@@ -1,4 +1,5 @@
-"""Sign in and out, and the settings page: the Anthropic credential (write-only) and personal API tokens."""
+"""Sign in (password or single sign-on) and out, and the settings page: the Anthropic credential
+(write-only) and personal API tokens."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from uuid import UUID
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from litestar.security.jwt import Token
@@ -18,6 +20,8 @@ from aicode.auth.models import UserRecord
 from aicode.auth.schemas import ApiTokenCreate
 from aicode.auth.security import SESSION_COOKIE
 from aicode.auth.service import AuthService
+from aicode.auth.sso.config import SingleSignOn
+from aicode.auth.sso.state import SIGN_IN_STATE_TTL_S
 from aicode.credentials.controller import AnthropicCredential
 from aicode.credentials.service import CredentialService
 from aicode.errors import AicodeError, AuthenticationError, InvalidInputError
@@ -35,20 +39,34 @@ _DONE = {
 }
 
 
+# The OIDC sign-in's state, nonce and PKCE verifier (encrypted) while the visitor is at the provider;
+# SameSite=Lax, so the provider's top-level redirect back still carries it.
+OIDC_STATE_COOKIE = "aicode_oidc"
+_OIDC_PATH = "/auth/oidc"
+
+
 def _session_cookie(token: str, expires_at: datetime, *, secure: bool) -> Cookie:
     return Cookie(key=SESSION_COOKIE, value=token, path="/", httponly=True, samesite="lax", secure=secure,
                   max_age=max(0, int((expires_at - datetime.now(UTC)).total_seconds())))
+
+
+def _sign_in_page(sso: SingleSignOn, *, status_code: int = 200, error: str | None = None, **context: Any) -> Template:
+    """The sign-in page, with a "Sign in with <provider>" button when OIDC is configured."""
+    return page("login.html", status_code=status_code, sso_name=sso.oidc.name if sso.oidc else None,
+                error=error[:1].upper() + error[1:] if error else None, **context)
 
 
 class SessionPages(Controller):
     include_in_schema = False
 
     @get("/login", exclude_from_auth=True)
-    async def sign_in_form(self, next: FromQuery[str | None] = None) -> Template:  # noqa: A002 (the query name)
-        return page("login.html", next=safe_next(next))
+    async def sign_in_form(self, sso: NamedDependency[SingleSignOn],
+                           next: FromQuery[str | None] = None) -> Template:  # noqa: A002 (the query name)
+        return _sign_in_page(sso, next=safe_next(next))
 
     @post("/login", exclude_from_auth=True)
-    async def sign_in(self, request: Request[Any, Any, Any], auth_service: NamedDependency[AuthService]) -> Response[Any]:
+    async def sign_in(self, request: Request[Any, Any, Any], auth_service: NamedDependency[AuthService],
+                      sso: NamedDependency[SingleSignOn]) -> Response[Any]:
         """Check the password; on success set the session cookie (Secure over https) and go where the visitor was."""
         form = await request.form()
         username, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
@@ -57,10 +75,47 @@ class SessionPages(Controller):
             if not username or not password:
                 raise AuthenticationError("enter your username and password")
             token, expires_at = await auth_service.login(username, password)
-        except AuthenticationError as exc:
-            return page("login.html", status_code=401, error=exc.detail.capitalize(), username=username, next=target)
+        except AicodeError as exc:  # a wrong password (401), or throttled (429: the message says how long)
+            return _sign_in_page(sso, status_code=exc.status_code, error=exc.detail, username=username, next=target)
         response: Response[Any] = Redirect(target, status_code=HTTP_303_SEE_OTHER)
         response.set_cookie(_session_cookie(token, expires_at, secure=request.url.scheme == "https"))
+        return response
+
+    @get(f"{_OIDC_PATH}/login", exclude_from_auth=True)
+    async def oidc_sign_in(self, request: Request[Any, Any, Any], sso: NamedDependency[SingleSignOn],
+                           next: FromQuery[str | None] = None) -> Response[Any]:  # noqa: A002 (the query name)
+        """Send the visitor to the identity provider; state, nonce and PKCE verifier wait in a cookie."""
+        if sso.oidc is None:
+            raise NotFoundException("single sign-on is not configured on this server (AICODE_OIDC_ISSUER)")
+        target = safe_next(next)
+        redirect_uri = str(request.base_url).rstrip("/") + f"{_OIDC_PATH}/callback"
+        try:
+            url, sealed = await sso.oidc.begin(redirect_uri=redirect_uri, next=target)
+        except AicodeError as exc:
+            return _sign_in_page(sso, status_code=exc.status_code, error=exc.detail, next=target)
+        response: Response[Any] = Redirect(url, status_code=HTTP_303_SEE_OTHER)
+        response.set_cookie(Cookie(key=OIDC_STATE_COOKIE, value=sealed, path=_OIDC_PATH, httponly=True,
+                                   samesite="lax", secure=request.url.scheme == "https", max_age=SIGN_IN_STATE_TTL_S))
+        return response
+
+    @get(f"{_OIDC_PATH}/callback", exclude_from_auth=True)
+    async def oidc_callback(self, request: Request[Any, Any, Any], sso: NamedDependency[SingleSignOn],
+                            auth_service: NamedDependency[AuthService]) -> Response[Any]:
+        """The provider's answer: on success the same session cookie a password sign-in sets; on any
+        failure the sign-in page saying what went wrong."""
+        if sso.oidc is None:
+            raise NotFoundException("single sign-on is not configured on this server (AICODE_OIDC_ISSUER)")
+        answer = {name: request.query_params.get(name) for name in ("code", "state", "error", "error_description")}
+        response: Response[Any]
+        try:
+            user, target = await sso.oidc.complete(answer, request.cookies.get(OIDC_STATE_COOKIE))
+        except AicodeError as exc:
+            response = _sign_in_page(sso, status_code=exc.status_code, error=exc.detail, next="/")
+        else:
+            token, expires_at = await auth_service.sign_in_with(user, "oidc")
+            response = Redirect(target, status_code=HTTP_303_SEE_OTHER)
+            response.set_cookie(_session_cookie(token, expires_at, secure=request.url.scheme == "https"))
+        response.delete_cookie(OIDC_STATE_COOKIE, path=_OIDC_PATH)  # one sign-in per state, win or lose
         return response
 
     @post("/logout")
@@ -68,7 +123,7 @@ class SessionPages(Controller):
                        ) -> Response[Any]:
         """Revoke the session's JWT (a copied cookie stops working too) and drop the cookie."""
         if isinstance(request.auth, Token):
-            await auth_service.revoke_jwt(request.auth)
+            await auth_service.sign_out(request.user, request.auth)
         response: Response[Any] = Redirect("/login", status_code=HTTP_303_SEE_OTHER)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
@@ -99,7 +154,7 @@ class SettingsPages(Controller):
             parse_form({kind: values.get("secret", "")}, AnthropicCredential)
             if any(ch.isspace() for ch in values.get("secret", "")):
                 raise InvalidInputError("the key must not contain spaces or line breaks")
-            await credential_service.store(request.user.id, kind, values["secret"])
+            await credential_service.store(request.user, kind, values["secret"])
         except AicodeError as exc:
             return await self._render(request, auth_service, credential_service, status_code=exc.status_code,
                                       credential_error=exc.detail)
@@ -109,7 +164,7 @@ class SettingsPages(Controller):
     async def remove_credential(
         self, request: Request[UserRecord, Any, Any], credential_service: NamedDependency[CredentialService],
     ) -> Redirect:
-        await credential_service.remove(request.user.id)
+        await credential_service.remove(request.user)
         return Redirect("/settings?done=credential-removed", status_code=HTTP_303_SEE_OTHER)
 
     @post("/tokens")

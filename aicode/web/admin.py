@@ -12,6 +12,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
+from aicode.audit.service import AuditLog
 from aicode.auth.guards import requires_admin
 from aicode.auth.models import UserRecord
 from aicode.auth.schemas import UserCreate, UserUpdate
@@ -31,6 +32,9 @@ _DONE = {
 }
 
 
+_AUDIT_SHOWN = 300
+
+
 class AdminPages(Controller):
     path = "/admin"
     guards = [requires_admin]
@@ -39,6 +43,16 @@ class AdminPages(Controller):
     @get("/")
     async def users(self, auth_service: NamedDependency[AuthService], done: FromQuery[str | None] = None) -> Template:
         return await self._render(auth_service, notice=_DONE.get(done or ""))
+
+    @get("/audit")
+    async def audit(self, audit_log: NamedDependency[AuditLog], actor: FromQuery[str | None] = None,
+                    action: FromQuery[str | None] = None) -> Template:
+        """The audit trail, newest first, filtered by who and what."""
+        actor = (actor or "").strip()[:64] or None
+        action = (action or "").strip()[:64] or None
+        events = await audit_log.events(actor=actor, action=action, since=None, before_id=None, limit=_AUDIT_SHOWN)
+        return page("admin_audit.html", nav="admin", events=events, actor=actor or "", action=action or "",
+                    shown=_AUDIT_SHOWN)
 
     @post("/users")
     async def create_user(self, request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService]
@@ -49,7 +63,7 @@ class AdminPages(Controller):
         values["admin"] = form.get("admin") == "on"
         try:
             data = parse_form(values, UserCreate)
-            await auth_service.create_user(data.username, data.password, admin=data.admin)
+            await auth_service.create_user(data.username, data.password, admin=data.admin, actor=request.user)
         except AicodeError as exc:
             return await self._render(auth_service, status_code=exc.status_code, create_error=exc.detail,
                                       username=values.get("username", ""))

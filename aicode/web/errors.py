@@ -36,12 +36,18 @@ def _to_sign_in(request: Request[Any, Any, Any], _: Exception) -> Response[Any]:
     return Redirect(f"/login?next={quote(target, safe='/')}", status_code=HTTP_303_SEE_OTHER)
 
 
+_SERVER_ERROR = "Something went wrong on the server; its log has the details."
+
+
 def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    if isinstance(exc, (HTTPException, AicodeError)):
+    # Our own errors are worded for people; a framework's are shown only when they are the client's fault.
+    if isinstance(exc, AicodeError) or (isinstance(exc, HTTPException) and exc.status_code < 500):
         status, detail = exc.status_code, exc.detail
     else:
+        # A server error's own words (a framework's, say) are for the log, never the page.
         log.error("page.unhandled_error", path=request.url.path, exc_info=exc)
-        status, detail = HTTP_500_INTERNAL_SERVER_ERROR, "Something went wrong on the server; its log has the details."
+        status = exc.status_code if isinstance(exc, (HTTPException, AicodeError)) else HTTP_500_INTERNAL_SERVER_ERROR
+        detail = _SERVER_ERROR
     if status == 403 and "CSRF" in detail:
         detail = "This form has expired or did not come from this site. Reload the page and try again."
     title = _TITLES.get(status, "Server error" if status >= 500 else "That did not work")

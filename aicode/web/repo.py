@@ -1,7 +1,7 @@
 """SQL behind the pages: task lists with their workspace and author, and 30-day usage per workspace.
 
-Every query takes `viewer_id`: the tasks a member may see are theirs and those in workspaces they
-own (the same rule as `TaskRepo.list_visible`); None means an admin, who sees everything.
+Every query takes `viewer_id`: a member sees the tasks of the workspaces they have a role in (the
+same rule as `TaskRepo.list_visible`, `aicode.access.repo.visible_to`); None means an admin.
 """
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ from uuid import UUID
 
 import asyncpg
 
+from aicode.access.repo import visible_to
 from aicode.db.pool import Database
 
 __all__ = ["DashboardRepo", "TaskFilter", "TaskRow", "WorkspaceUsage"]
 
 _ROW_COLUMNS = """t.id, t.workspace_id, w.name AS workspace_name, u.username, t.status, t.prompt, t.cost_usd,
     t.input_tokens, t.output_tokens, t.created_at, t.started_at, t.finished_at"""
-_FROM_VISIBLE = """FROM tasks t JOIN workspaces w ON w.id = t.workspace_id JOIN users u ON u.id = t.user_id
-    WHERE ($1::uuid IS NULL OR t.user_id = $1 OR w.owner_id = $1)"""
+_FROM_VISIBLE = f"""FROM tasks t JOIN workspaces w ON w.id = t.workspace_id JOIN users u ON u.id = t.user_id
+    WHERE {visible_to("t.workspace_id", "$1")}"""
 
 
 @dataclass(frozen=True, slots=True)

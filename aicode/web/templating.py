@@ -11,6 +11,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.template.config import TemplateConfig
 
+from aicode.http.security_headers import BASELINE_HEADERS
 from aicode.resources import resource_dir
 
 __all__ = ["SECURITY_HEADERS", "page", "template_config"]
@@ -21,11 +22,11 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+# The baseline (nosniff, Referrer-Policy, X-Frame-Options) is the one every answer gets; pages swap in
+# their own CSP, which the app-wide hook then leaves alone.
 SECURITY_HEADERS = {
+    **BASELINE_HEADERS,
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
 

@@ -12,8 +12,11 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
+from aicode.access.members import MemberService
+from aicode.access.policy import Action, Role, permits
 from aicode.auth.models import UserRecord
 from aicode.errors import AicodeError
+from aicode.http.urls import redact_userinfo, without_userinfo
 from aicode.tasks.controller import STATUSES
 from aicode.tasks.schemas import TaskCreate
 from aicode.tasks.service import TaskService
@@ -64,8 +67,12 @@ class WorkspacePages(Controller):
         except AicodeError as exc:
             form = dict(await request.form())
             form.pop("repo_token", None)  # a secret is never echoed back into the page
+            # Nor is one embedded in the URL (https://user:token@host/…), in the field or in the message.
+            raw_url = str(form.get("repo_url", ""))
+            form["repo_url"] = without_userinfo(raw_url)
+            detail = redact_userinfo(exc.detail.replace(raw_url.strip(), form["repo_url"]) if raw_url else exc.detail)
             return await self._render_list(request, workspace_service, status_code=exc.status_code,
-                                           create_error=exc.detail, form=form)
+                                           create_error=detail, form=form)
         return Redirect(f"/workspaces#ws-{workspace.id}", status_code=HTTP_303_SEE_OTHER)
 
     @post("/{workspace_id:uuid}/sync")
@@ -85,18 +92,19 @@ class WorkspacePages(Controller):
     async def workspace(
         self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
         workspace_service: NamedDependency[WorkspaceService], dashboard: NamedDependency[DashboardRepo],
+        member_service: NamedDependency[MemberService],
         status: FromQuery[str | None] = None, who: FromQuery[str | None] = None,
         q: FromQuery[str | None] = None,
     ) -> Template:
         workspace = await workspace_service.get(request.user, workspace_id)
         found = TaskFilter(status=status if status in STATUSES else None, username=who, text=q)
-        return await self._render_workspace(request, workspace, dashboard, found)
+        return await self._render_workspace(request, workspace, dashboard, member_service, found)
 
     @post("/{workspace_id:uuid}/tasks")
     async def submit(
         self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
         workspace_service: NamedDependency[WorkspaceService], task_service: NamedDependency[TaskService],
-        dashboard: NamedDependency[DashboardRepo],
+        dashboard: NamedDependency[DashboardRepo], member_service: NamedDependency[MemberService],
     ) -> Response[Any]:
         """Queue the task and open its page, where it streams live."""
         workspace = await workspace_service.get(request.user, workspace_id)
@@ -105,24 +113,68 @@ class WorkspacePages(Controller):
             data = parse_form(values, TaskCreate)
             task = await task_service.submit(request.user, workspace.id, msgspec.to_builtins(data))
         except AicodeError as exc:
-            return await self._render_workspace(request, workspace, dashboard, TaskFilter(),
+            return await self._render_workspace(request, workspace, dashboard, member_service, TaskFilter(),
                                                 status_code=exc.status_code, task_error=exc.detail, form=values)
         return Redirect(f"/tasks/{task.id}", status_code=HTTP_303_SEE_OTHER)
+
+    @post("/{workspace_id:uuid}/members")
+    async def put_member(
+        self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
+        workspace_service: NamedDependency[WorkspaceService], dashboard: NamedDependency[DashboardRepo],
+        member_service: NamedDependency[MemberService],
+    ) -> Response[Any]:
+        """Add a member or change a role (owners); the page shows the outcome."""
+        workspace = await workspace_service.get(request.user, workspace_id)
+        values = await form_values(request, ("username", "role"))
+        try:
+            role = Role(values.get("role", ""))
+            await member_service.put(request.user, workspace.id, values.get("username", ""), role)
+        except ValueError:
+            return await self._render_workspace(request, workspace, dashboard, member_service, TaskFilter(),
+                                                status_code=400, members_error="choose owner, editor or viewer")
+        except AicodeError as exc:
+            return await self._render_workspace(request, workspace, dashboard, member_service, TaskFilter(),
+                                                status_code=exc.status_code, members_error=exc.detail)
+        return Redirect(f"/workspaces/{workspace.id}#members-head", status_code=HTTP_303_SEE_OTHER)
+
+    @post("/{workspace_id:uuid}/members/remove")
+    async def remove_member(
+        self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
+        workspace_service: NamedDependency[WorkspaceService], dashboard: NamedDependency[DashboardRepo],
+        member_service: NamedDependency[MemberService],
+    ) -> Response[Any]:
+        """Remove a member (owners; anyone may leave)."""
+        workspace = await workspace_service.get(request.user, workspace_id)
+        username = (await form_values(request, ("username",))).get("username", "")
+        try:
+            await member_service.remove(request.user, workspace.id, username)
+        except AicodeError as exc:
+            return await self._render_workspace(request, workspace, dashboard, member_service, TaskFilter(),
+                                                status_code=exc.status_code, members_error=exc.detail)
+        if username.lower() == request.user.username.lower():
+            return Redirect("/workspaces", status_code=HTTP_303_SEE_OTHER)
+        return Redirect(f"/workspaces/{workspace.id}#members-head", status_code=HTTP_303_SEE_OTHER)
 
     @staticmethod
     async def _render_list(request: Request[UserRecord, Any, Any], workspace_service: WorkspaceService,
                            *, status_code: int = 200, **context: Any) -> Template:
-        workspaces = await workspace_service.list(request.user)
-        return page("workspaces.html", status_code=status_code, nav="workspaces", workspaces=workspaces,
+        listed = await workspace_service.list(request.user)
+        return page("workspaces.html", status_code=status_code, nav="workspaces", workspaces=[ws for ws, _ in listed],
+                    roles={ws.id: role for ws, role in listed},
                     network_choices=workspace_service.network_choices(request.user), **context)
 
     @staticmethod
     async def _render_workspace(
         request: Request[UserRecord, Any, Any], workspace: WorkspaceRecord, dashboard: DashboardRepo,
-        found: TaskFilter, *, status_code: int = 200, **context: Any,
+        member_service: MemberService, found: TaskFilter, *, status_code: int = 200, **context: Any,
     ) -> Template:
         viewer = _viewer(request.user)
         tasks = await dashboard.in_workspace(viewer, workspace.id, found, limit=TASKS_SHOWN)
         authors = await dashboard.authors(viewer, workspace.id)
+        members = await member_service.list(request.user, workspace.id)
+        role = next((m.role for m in members if m.user_id == request.user.id), None)
+        admin = request.user.is_admin
         return page("workspace.html", status_code=status_code, nav="workspaces", workspace=workspace, tasks=tasks,
-                    authors=authors, filters=found, statuses=STATUSES, tasks_shown=TASKS_SHOWN, **context)
+                    authors=authors, filters=found, statuses=STATUSES, tasks_shown=TASKS_SHOWN, members=members,
+                    role=role, can_run=permits(role, Action.RUN, admin=admin),
+                    can_manage=permits(role, Action.MANAGE, admin=admin), **context)

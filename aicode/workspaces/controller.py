@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from aicode.access.policy import Role
 from aicode.auth.models import UserRecord
 from aicode.workspaces.models import WorkspaceRecord
 from aicode.workspaces.schemas import Limits, Workspace, WorkspaceCreate, WorkspaceUpdate
@@ -19,7 +20,8 @@ from aicode.workspaces.service import WorkspaceService
 __all__ = ["WorkspaceController", "workspace_out"]
 
 
-def workspace_out(ws: WorkspaceRecord) -> Workspace:
+def workspace_out(ws: WorkspaceRecord, role: Role | None) -> Workspace:
+    """The workspace as the API shows it to someone with `role` in it (None: an admin who is not a member)."""
     return Workspace(
         id=ws.id,
         name=ws.name,
@@ -32,6 +34,7 @@ def workspace_out(ws: WorkspaceRecord) -> Workspace:
         network=ws.network,
         egress_allow=list(ws.egress_allow),
         monthly_budget_usd=ws.monthly_budget_usd,
+        role=role.value if role else None,
         status=ws.status,
         error=ws.error,
         last_synced_at=ws.last_synced_at,
@@ -52,21 +55,23 @@ class WorkspaceController(Controller):
     async def create(
         self, data: JSONBody[WorkspaceCreate], request: Request[UserRecord, Any, Any], workspace_service: NamedDependency[WorkspaceService]
     ) -> Workspace:
-        """Register a repository; it answers at once with status `cloning`, then becomes `ready` or `error`."""
-        return workspace_out(await workspace_service.create(request.user, _fields(data)))
+        """Register a repository; it answers at once with status `cloning`, then becomes `ready` or `error`.
+        The creator is its first owner."""
+        return workspace_out(await workspace_service.create(request.user, _fields(data)), Role.OWNER)
 
     @get("/")
     async def list_workspaces(
         self, request: Request[UserRecord, Any, Any], workspace_service: NamedDependency[WorkspaceService]
     ) -> list[Workspace]:
-        """Your workspaces (an admin sees everyone's)."""
-        return [workspace_out(ws) for ws in await workspace_service.list(request.user)]
+        """The workspaces you are a member of, with your `role` (an admin sees all: `role` null where not a member)."""
+        return [workspace_out(ws, role) for ws, role in await workspace_service.list(request.user)]
 
     @get("/{workspace_id:uuid}")
     async def get_workspace(
         self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any], workspace_service: NamedDependency[WorkspaceService]
     ) -> Workspace:
-        return workspace_out(await workspace_service.get(request.user, workspace_id))
+        workspace = await workspace_service.get(request.user, workspace_id)
+        return workspace_out(workspace, await workspace_service.role(request.user, workspace.id))
 
     @patch("/{workspace_id:uuid}")
     async def update(
@@ -76,18 +81,21 @@ class WorkspaceController(Controller):
         request: Request[UserRecord, Any, Any],
         workspace_service: NamedDependency[WorkspaceService],
     ) -> Workspace:
-        return workspace_out(await workspace_service.update(request.user, workspace_id, _fields(data)))
+        """Change the workspace's settings (owners)."""
+        workspace = await workspace_service.update(request.user, workspace_id, _fields(data))
+        return workspace_out(workspace, await workspace_service.role(request.user, workspace.id))
 
     @delete("/{workspace_id:uuid}", status_code=HTTP_204_NO_CONTENT)
     async def remove(
         self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any], workspace_service: NamedDependency[WorkspaceService]
     ) -> None:
-        """Delete the workspace and its mirror (the remote repository is untouched)."""
+        """Delete the workspace and its mirror (the remote repository is untouched); owners."""
         await workspace_service.delete(request.user, workspace_id)
 
     @post("/{workspace_id:uuid}/sync", status_code=200)
     async def sync(
         self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any], workspace_service: NamedDependency[WorkspaceService]
     ) -> Workspace:
-        """Fetch from the remote now (or retry a failed clone); answers with the outcome."""
-        return workspace_out(await workspace_service.sync(request.user, workspace_id))
+        """Fetch from the remote now (or retry a failed clone); answers with the outcome (editors and owners)."""
+        workspace = await workspace_service.sync(request.user, workspace_id)
+        return workspace_out(workspace, await workspace_service.role(request.user, workspace.id))

@@ -7,6 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
+from aicode.access.repo import visible_to
 from aicode.db.errors import is_unique_violation
 from aicode.db.pool import Database
 from aicode.errors import ConflictError
@@ -49,28 +50,38 @@ class WorkspaceRepo:
         network: str | None,
         egress_allow: tuple[str, ...] = (),
     ) -> WorkspaceRecord:
+        """Insert the workspace with its creator as its first owner, in one transaction."""
         try:
-            row = await self._db.pool.fetchrow(
-                f"""INSERT INTO workspaces
-                        (owner_id, name, repo_url, repo_token_enc, default_branch, image, limits, network, egress_allow)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_COLUMNS}""",
-                owner_id, name, repo_url, repo_token_enc, default_branch, image, limits, network, list(egress_allow),
-            )
+            async with self._db.transaction() as conn:
+                row = await conn.fetchrow(
+                    f"""INSERT INTO workspaces
+                            (owner_id, name, repo_url, repo_token_enc, default_branch, image, limits, network,
+                             egress_allow)
+                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_COLUMNS}""",
+                    owner_id, name, repo_url, repo_token_enc, default_branch, image, limits, network,
+                    list(egress_allow),
+                )
+                assert row is not None
+                await conn.execute(
+                    "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ($1, $2, 'owner')",
+                    row["id"], owner_id)
         except asyncpg.UniqueViolationError as exc:
             raise _duplicate_name(exc, name) from None
-        assert row is not None
         return WorkspaceRecord(**dict(row))
 
     async def get(self, workspace_id: UUID) -> WorkspaceRecord | None:
         return _record(await self._db.pool.fetchrow(f"SELECT {_COLUMNS} FROM workspaces WHERE id = $1", workspace_id))
 
-    async def list(self, owner_id: UUID | None) -> list[WorkspaceRecord]:
-        """Workspaces of `owner_id`, or of everyone when it is None."""
+    async def list(self, member_id: UUID | None) -> list[WorkspaceRecord]:
+        """Workspaces `member_id` has a role in, or everyone's when it is None (an admin)."""
         rows = await self._db.pool.fetch(
-            f"SELECT {_COLUMNS} FROM workspaces WHERE $1::uuid IS NULL OR owner_id = $1 ORDER BY lower(name), id",
-            owner_id,
+            f"SELECT {_COLUMNS} FROM workspaces WHERE {visible_to('id', '$1')} ORDER BY lower(name), id",
+            member_id,
         )
         return [WorkspaceRecord(**dict(row)) for row in rows]
+
+    async def count_created_by(self, user_id: UUID) -> int:
+        return await self._db.pool.fetchval("SELECT count(*) FROM workspaces WHERE owner_id = $1", user_id)
 
     async def list_by_status(self, status: str) -> list[WorkspaceRecord]:
         rows = await self._db.pool.fetch(f"SELECT {_COLUMNS} FROM workspaces WHERE status = $1", status)

@@ -93,3 +93,5 @@ class Workspace(msgspec.Struct):
     updated_at: datetime
     egress_allow: list[str] = []
     monthly_budget_usd: float | None = None
+    # Your role in it: owner, editor or viewer (null for an admin who is not a member).
+    role: str | None = None

@@ -4,25 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import structlog
 
+from aicode.access.policy import Action, Role
+from aicode.access.service import AccessService
+from aicode.audit.service import AuditLog
 from aicode.auth.models import UserRecord
 from aicode.background import BackgroundTasks
 from aicode.crypto import SecretBox
-from aicode.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
+from aicode.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError, TooManyError
 from aicode.git.mirror import MirrorError, MirrorState
 from aicode.git.store import GitStore
 from aicode.workspaces.models import WorkspaceRecord, WorkspaceStatus
+from aicode.workspaces.remotes import check_remote_host
 from aicode.workspaces.repo import WorkspaceRepo
 from aicode.workspaces.sources import RepoSource, parse_repo_source, resolve_local_git_dir
 
 __all__ = ["WorkspaceService"]
 
 log = structlog.get_logger(__name__)
+
+_FETCHES_PER_USER = 3
 
 
 class WorkspaceService:
@@ -32,20 +39,32 @@ class WorkspaceService:
         box: SecretBox,
         background: BackgroundTasks,
         store: GitStore,
+        access: AccessService,
+        audit: AuditLog,
         *,
         data_dir: Path,
         local_repo_roots: tuple[Path, ...],
         network_policies: tuple[str, ...],
         open_networks: tuple[str, ...],
+        max_per_user: int = 50,
+        allowed_git_hosts: tuple[str, ...] = (),
+        allow_insecure_remotes: bool = False,
     ) -> None:
         self._repo = repo
         self._box = box
         self._background = background
         self._store = store
+        self._access = access
+        self._audit = audit
         self._data_dir = data_dir
         self._roots = local_repo_roots
         self._policies = network_policies
         self._open_networks = open_networks
+        self._max_per_user = max_per_user
+        self._allowed_hosts = allowed_git_hosts
+        self._allow_insecure = allow_insecure_remotes
+        # Clones and fetches in flight per person: one member cannot fill the fetch workers.
+        self._fetching: Counter[UUID] = Counter()
         # One clone or fetch at a time per workspace (within this process).
         self._locks: dict[UUID, asyncio.Lock] = {}
 
@@ -57,22 +76,32 @@ class WorkspaceService:
 
     # -- reading -------------------------------------------------------------------------------
 
-    async def get(self, actor: UserRecord, workspace_id: UUID) -> WorkspaceRecord:
-        """The workspace if `actor` may see it; otherwise 404, so ids of others' workspaces leak nothing."""
-        workspace = await self._repo.get(workspace_id)
-        if workspace is None or not (actor.is_admin or workspace.owner_id == actor.id):
-            raise NotFoundError(f"no workspace with id {workspace_id}")
-        return workspace
+    async def get(self, actor: UserRecord, workspace_id: UUID, action: Action = Action.VIEW) -> WorkspaceRecord:
+        """The workspace if `actor` may do `action` there (see `aicode.access`): 404 if they may not see it."""
+        return (await self._access.workspace(actor, workspace_id, action)).workspace
 
-    async def list(self, actor: UserRecord) -> list[WorkspaceRecord]:
-        return await self._repo.list(None if actor.is_admin else actor.id)
+    async def role(self, actor: UserRecord, workspace_id: UUID) -> Role | None:
+        """The actor's role in the workspace (None: not a member); no check, for describing it to them."""
+        return await self._access.role(actor, workspace_id)
+
+    async def list(self, actor: UserRecord) -> list[tuple[WorkspaceRecord, Role | None]]:
+        """The workspaces `actor` has a role in (an admin: all), each with that role."""
+        workspaces = await self._repo.list(None if actor.is_admin else actor.id)
+        roles = await self._access.roles(actor)
+        return [(workspace, roles.get(workspace.id)) for workspace in workspaces]
 
     # -- changing ------------------------------------------------------------------------------
 
     async def create(self, actor: UserRecord, fields: dict[str, Any]) -> WorkspaceRecord:
         """Store the workspace as `cloning` and start the mirror clone in the background."""
+        if not actor.is_admin and await self._repo.count_created_by(actor.id) >= self._max_per_user:
+            raise TooManyError(f"you have created {self._max_per_user} workspaces, the most this server allows "
+                               "one person (AICODE_MAX_WORKSPACES_PER_USER): delete one first")
         source = await asyncio.to_thread(parse_repo_source, fields["repo_url"], fields.get("repo_token"), self._roots,
-                                         (self._data_dir,))
+                                         (self._data_dir,), self._allow_insecure)
+        if not source.is_local:
+            await asyncio.to_thread(check_remote_host, source.url, self._allowed_hosts)
+        self._check_fetch_room(actor)
         network = fields.get("network")
         self._check_network(actor, network)
         workspace = await self._repo.insert(
@@ -87,11 +116,13 @@ class WorkspaceService:
             egress_allow=tuple(fields.get("egress_allow") or ()),
         )
         log.info("workspace.created", workspace_id=str(workspace.id), name=workspace.name, repo=source.url)
+        await self._audit.record(actor, "workspace.create", ("workspace", workspace.id), name=workspace.name,
+                                 repo_url=source.url)
         self._start_clone(workspace)
         return workspace
 
     async def update(self, actor: UserRecord, workspace_id: UUID, fields: dict[str, Any]) -> WorkspaceRecord:
-        workspace = await self.get(actor, workspace_id)
+        workspace = await self.get(actor, workspace_id, Action.MANAGE)
         changes = {k: v for k, v in fields.items() if v is not None and k not in ("repo_token", "monthly_budget_usd")}
         if "network" in changes:
             self._check_network(actor, changes["network"])
@@ -109,11 +140,15 @@ class WorkspaceService:
         if updated is None:
             raise NotFoundError(f"no workspace with id {workspace_id}")
         log.info("workspace.updated", workspace_id=str(workspace.id), fields=sorted(changes))
+        changed = {"repo_token" if name == "repo_token_enc" else name for name in changes}  # never the token
+        if "monthly_budget_usd" in fields:
+            changed.add("monthly_budget_usd")
+        await self._audit.record(actor, "workspace.update", ("workspace", workspace.id), fields=sorted(changed))
         return updated
 
     async def delete(self, actor: UserRecord, workspace_id: UUID) -> None:
         """Delete the workspace, its tasks, its mirror and their working copies (not the remote)."""
-        workspace = await self.get(actor, workspace_id)
+        workspace = await self.get(actor, workspace_id, Action.DELETE)
         async with self._lock(workspace.id):
             task_ids = await self._repo.delete_idle(workspace.id)
             if task_ids is None:
@@ -122,13 +157,16 @@ class WorkspaceService:
             for task_id in task_ids:
                 await self._store.remove_task(workspace.id, task_id)
         log.info("workspace.deleted", workspace_id=str(workspace.id), name=workspace.name, tasks=len(task_ids))
+        await self._audit.record(actor, "workspace.delete", ("workspace", workspace.id), name=workspace.name,
+                                 tasks=len(task_ids))
 
     async def sync(self, actor: UserRecord, workspace_id: UUID) -> WorkspaceRecord:
         """Fetch from the remote now (or retry a failed clone) and answer with the outcome."""
-        workspace = await self.get(actor, workspace_id)
+        workspace = await self.get(actor, workspace_id, Action.SYNC)
         if workspace.status == WorkspaceStatus.CLONING:
             raise ConflictError("the workspace is still cloning; try again when its status is ready")
-        return await self._mirror(workspace)
+        self._check_fetch_room(actor)
+        return await self._mirror(workspace, actor.id)
 
     async def resume_unfinished_clones(self) -> None:
         """Clones cut short by a stop or crash start again (called at start-up)."""
@@ -160,34 +198,51 @@ class WorkspaceService:
     def _lock(self, workspace_id: UUID) -> asyncio.Lock:
         return self._locks.setdefault(workspace_id, asyncio.Lock())
 
+    def _check_fetch_room(self, actor: UserRecord) -> None:
+        if self._fetching[actor.id] >= _FETCHES_PER_USER:
+            raise TooManyError(f"you already have {_FETCHES_PER_USER} clones or fetches under way: wait for one to "
+                               "end", retry_after_s=10)
+
     def _start_clone(self, workspace: WorkspaceRecord) -> None:
         self._background.spawn(self._clone_in_background(workspace), name=f"clone-{workspace.id}")
 
     async def _clone_in_background(self, workspace: WorkspaceRecord) -> None:
         with contextlib.suppress(NotFoundError):  # deleted before the clone finished: nothing to report
-            await self._mirror(workspace)
+            await self._mirror(workspace, workspace.owner_id)
 
-    async def _mirror(self, workspace: WorkspaceRecord) -> WorkspaceRecord:
+    async def _mirror(self, workspace: WorkspaceRecord, for_user: UUID) -> WorkspaceRecord:
         """Clone or fetch, then record `ready` or `error` with a message a person can act on."""
-        async with self._lock(workspace.id):
-            try:
-                local = workspace.repo_url.startswith("/")
-                if local:
-                    # Checked again at every sync: what the path holds may have changed since it was added.
-                    await asyncio.to_thread(resolve_local_git_dir, workspace.repo_url, self._roots, (self._data_dir,))
-                state: MirrorState = await self._store.sync_mirror(
-                    workspace.id, workspace.repo_url, self.credential(workspace), local=local)
-            except (MirrorError, InvalidInputError) as exc:
-                message = exc.detail if isinstance(exc, InvalidInputError) else str(exc)
-                log.warning("workspace.mirror_failed", workspace_id=str(workspace.id), error=message)
-                updated = await self._repo.set_status(workspace.id, WorkspaceStatus.ERROR, error=message)
+        self._fetching[for_user] += 1
+        try:
+            async with self._lock(workspace.id):
+                return await self._sync(workspace)
+        finally:
+            self._fetching[for_user] -= 1
+            if not self._fetching[for_user]:
+                del self._fetching[for_user]
+
+    async def _sync(self, workspace: WorkspaceRecord) -> WorkspaceRecord:
+        try:
+            local = workspace.repo_url.startswith("/")
+            # Checked again at every sync: what a path holds, or the address behind a name, may have changed.
+            if local:
+                await asyncio.to_thread(resolve_local_git_dir, workspace.repo_url, self._roots, (self._data_dir,))
             else:
-                updated = await self._repo.set_status(
-                    workspace.id, WorkspaceStatus.READY, default_branch=state.default_branch, synced=True
-                )
-                log.info("workspace.mirrored", workspace_id=str(workspace.id), branches=len(state.branches))
-            if updated is None:
-                # Deleted while cloning: drop what the clone wrote.
-                await self._store.remove_mirror(workspace.id)
-                raise NotFoundError(f"no workspace with id {workspace.id}")
-            return updated
+                await asyncio.to_thread(check_remote_host, workspace.repo_url, self._allowed_hosts)
+            state: MirrorState = await self._store.sync_mirror(
+                workspace.id, workspace.repo_url, self.credential(workspace), local=local)
+        except (MirrorError, InvalidInputError) as exc:
+            message = exc.detail if isinstance(exc, InvalidInputError) else str(exc)
+            cause = exc.cause if isinstance(exc, MirrorError) else None
+            log.warning("workspace.mirror_failed", workspace_id=str(workspace.id), error=message, cause=cause)
+            updated = await self._repo.set_status(workspace.id, WorkspaceStatus.ERROR, error=message)
+        else:
+            updated = await self._repo.set_status(
+                workspace.id, WorkspaceStatus.READY, default_branch=state.default_branch, synced=True
+            )
+            log.info("workspace.mirrored", workspace_id=str(workspace.id), branches=len(state.branches))
+        if updated is None:
+            # Deleted while cloning: drop what the clone wrote.
+            await self._store.remove_mirror(workspace.id)
+            raise NotFoundError(f"no workspace with id {workspace.id}")
+        return updated

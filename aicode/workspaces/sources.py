@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from aicode.errors import InvalidInputError
+from aicode.http.urls import without_userinfo
 
 __all__ = ["RepoSource", "parse_repo_source", "resolve_local_git_dir"]
 
@@ -27,10 +28,14 @@ class RepoSource:
     credential: tuple[str, str] | None = field(default=None, repr=False)
 
 
-def _https(raw: str, token: str | None) -> RepoSource:
+def _https(raw: str, token: str | None, scheme: str = "https") -> RepoSource:
     parts = urlsplit(raw)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        raise InvalidInputError(f"repo_url {without_userinfo(raw)!r} has an invalid port") from None
     if not parts.hostname:
-        raise InvalidInputError(f"repo_url {raw!r} has no host")
+        raise InvalidInputError(f"repo_url {without_userinfo(raw)!r} has no host")
     if parts.query or parts.fragment:
         raise InvalidInputError("repo_url must not carry a query string or fragment")
     user = unquote(parts.username) if parts.username else None
@@ -40,8 +45,9 @@ def _https(raw: str, token: str | None) -> RepoSource:
         user, secret = _DEFAULT_TOKEN_USER, user
     if token:
         secret, user = token, user or _DEFAULT_TOKEN_USER
-    host = parts.hostname + (f":{parts.port}" if parts.port else "")
-    clean = urlunsplit(("https", host, parts.path, "", ""))
+    name = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # an IPv6 literal keeps its brackets
+    host = name + (f":{parts.port}" if parts.port else "")
+    clean = urlunsplit((scheme, host, parts.path, "", ""))
     return RepoSource(url=clean, is_local=False, credential=(user, secret) if secret else None)
 
 
@@ -51,10 +57,12 @@ def _local(raw: str, roots: tuple[Path, ...], forbidden: tuple[Path, ...]) -> Re
 
 
 def parse_repo_source(
-    raw: str, token: str | None, local_roots: tuple[Path, ...], forbidden: tuple[Path, ...] = ()
+    raw: str, token: str | None, local_roots: tuple[Path, ...], forbidden: tuple[Path, ...] = (),
+    allow_insecure: bool = False,
 ) -> RepoSource:
     """Accept an https URL (optionally with a token) or an absolute path under an allowed root
-    (see `resolve_local_git_dir`; `forbidden` are folders such as the server's data dir)."""
+    (see `resolve_local_git_dir`; `forbidden` are folders such as the server's data dir); plain
+    http only with `allow_insecure` (AICODE_ALLOW_INSECURE_REMOTES)."""
     raw = raw.strip()
     if not raw or any(ch.isspace() or ord(ch) < 32 for ch in raw):
         raise InvalidInputError("repo_url must be a non-empty URL or path without spaces or control characters")
@@ -69,13 +77,15 @@ def parse_repo_source(
         return _https(raw, token)
     if scheme == "file":
         raise InvalidInputError("file:// URLs are not allowed: give the absolute path of a repository instead")
+    if scheme == "http" and allow_insecure:
+        return _https(raw, token, "http")
     if scheme == "http":
         raise InvalidInputError("plain http is not allowed (credentials and code would travel unencrypted): use https")
     if scheme in ("ssh", "git+ssh") or _SCP_LIKE.match(raw):
         raise InvalidInputError("ssh repositories are not supported yet: use an https URL with a token")
     if scheme:
         raise InvalidInputError(f"the {scheme}:// scheme is not allowed: use an https URL or a local path")
-    raise InvalidInputError(f"{raw!r} is neither an https URL nor an absolute path")
+    raise InvalidInputError(f"{without_userinfo(raw)!r} is neither an https URL nor an absolute path")
 
 
 # -- local repositories -----------------------------------------------------------------------------

@@ -71,11 +71,14 @@ def client_command(body: Callable[[Context], int]) -> Callable[[argparse.Namespa
 
 
 def resolve_workspace(api: ApiClient, name: str) -> dict[str, Any]:
-    """The workspace called `name` (or with that id)."""
+    """The workspace called `name` (or with that id); shared workspaces may share a name: then the id."""
     workspaces = api.get("/api/workspaces")
-    for workspace in workspaces:
-        if name in (workspace["name"], workspace["id"]):
-            return workspace
+    found = [w for w in workspaces if name in (w["name"], w["id"])]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        ids = ", ".join(w["id"] for w in found)
+        raise ClientError(f"several workspaces you can see are named {name!r}: give one's id ({ids})", EXIT_USAGE)
     known = ", ".join(sorted(w["name"] for w in workspaces)) or "none yet"
     raise ClientError(f"no workspace named {name!r} (yours: {known}) — see aicode workspace list, "
                       "or add one with aicode workspace add NAME REPO", EXIT_USAGE)

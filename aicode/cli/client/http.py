@@ -98,6 +98,10 @@ class ApiClient:
         response = self.request("POST", path, json=body)
         return response.json() if response.content else None
 
+    def put(self, path: str, body: Any = None) -> Any:
+        response = self.request("PUT", path, json=body)
+        return response.json() if response.content else None
+
     def delete(self, path: str) -> None:
         self.request("DELETE", path)
 

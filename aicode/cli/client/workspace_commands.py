@@ -1,4 +1,4 @@
-"""`aicode workspace add | list | sync`."""
+"""`aicode workspace add | list | sync | members | share | unshare`."""
 
 from __future__ import annotations
 
@@ -34,6 +34,19 @@ def register(commands: Any, options: argparse.ArgumentParser) -> None:
     sync = actions.add_parser("sync", parents=[options], help="fetch new commits from the remote now")
     sync.add_argument("name")
     sync.set_defaults(run=_sync)
+    members = actions.add_parser("members", parents=[options], help="who belongs to a workspace, with which role")
+    members.add_argument("name")
+    members.set_defaults(run=_members)
+    share = actions.add_parser("share", parents=[options], help="add a member, or change a member's role (owners)")
+    share.add_argument("name", help="the workspace")
+    share.add_argument("user", help="the username to share it with")
+    share.add_argument("--role", choices=("viewer", "editor", "owner"), default="editor",
+                       help="viewer: sees; editor: also runs tasks; owner: also manages (default: editor)")
+    share.set_defaults(run=_share)
+    unshare = actions.add_parser("unshare", parents=[options], help="remove a member (owners; or leave yourself)")
+    unshare.add_argument("name", help="the workspace")
+    unshare.add_argument("user")
+    unshare.set_defaults(run=_unshare)
 
 
 def _repo_url(repo: str) -> str:
@@ -96,10 +109,10 @@ def _list(ctx: Context) -> int:
     if not workspaces:
         ctx.out.note("no workspaces yet: add one with aicode workspace add NAME REPO")
         return EXIT_OK
-    rows = [[w["name"], w["status"], w.get("default_branch") or "-", w["repo_url"],
+    rows = [[w["name"], w.get("role") or "admin", w["status"], w.get("default_branch") or "-", w["repo_url"],
              (w.get("last_synced_at") or "-")[:19].replace("T", " ")] for w in workspaces]
-    ctx.out.table(["NAME", "STATUS", "BRANCH", "REPOSITORY", "SYNCED (UTC)"], rows,
-                  styles=["bold", None, None, "dim", "dim"])
+    ctx.out.table(["NAME", "ROLE", "STATUS", "BRANCH", "REPOSITORY", "SYNCED (UTC)"], rows,
+                  styles=["bold", None, None, None, "dim", "dim"])
     return EXIT_OK
 
 
@@ -107,3 +120,36 @@ def _list(ctx: Context) -> int:
 def _sync(ctx: Context) -> int:
     workspace = resolve_workspace(ctx.api, ctx.args.name)
     return _show(ctx, ctx.api.post(f"/api/workspaces/{workspace['id']}/sync"), "synced")
+
+
+@client_command
+def _members(ctx: Context) -> int:
+    workspace = resolve_workspace(ctx.api, ctx.args.name)
+    members = ctx.api.get(f"/api/workspaces/{workspace['id']}/members")
+    if ctx.out.json_mode:
+        ctx.out.json(members)
+        return EXIT_OK
+    ctx.out.table(["USER", "ROLE"], [[m["username"], m["role"]] for m in members], styles=["bold", None])
+    return EXIT_OK
+
+
+@client_command
+def _share(ctx: Context) -> int:
+    workspace = resolve_workspace(ctx.api, ctx.args.name)
+    member = ctx.api.put(f"/api/workspaces/{workspace['id']}/members/{ctx.args.user}", {"role": ctx.args.role})
+    if ctx.out.json_mode:
+        ctx.out.json(member)
+    else:
+        ctx.out.line(f"{member['username']} is {member['role']} in {workspace['name']}")
+    return EXIT_OK
+
+
+@client_command
+def _unshare(ctx: Context) -> int:
+    workspace = resolve_workspace(ctx.api, ctx.args.name)
+    ctx.api.delete(f"/api/workspaces/{workspace['id']}/members/{ctx.args.user}")
+    if ctx.out.json_mode:
+        ctx.out.json({"workspace": workspace["name"], "removed": ctx.args.user})
+    else:
+        ctx.out.line(f"{ctx.args.user} removed from {workspace['name']}")
+    return EXIT_OK

@@ -1,0 +1,45 @@
+"""The access rule: what each workspace role may do. Services ask `permits`; nothing else decides.
+
+- `viewer`: sees the workspace, all its tasks, their live events, diff, files and patch, its members;
+- `editor`: also submits tasks, sends follow-ups (run with the sender's own credential), syncs the
+  mirror and cancels the tasks it started;
+- `owner`: also changes the workspace's settings, its members and team credential, cancels any
+  task and deletes the workspace.
+Admins may do everything. Someone with no role in a workspace cannot even learn it exists.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["Action", "Role", "permits"]
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    EDITOR = "editor"
+    OWNER = "owner"
+
+
+class Action(StrEnum):
+    VIEW = "view"
+    RUN = "run"  # submit tasks and follow-ups
+    SYNC = "sync"
+    CANCEL_OWN = "cancel_own"  # cancel a task one started
+    CANCEL_ANY = "cancel_any"
+    MANAGE = "manage"  # settings, members, team credential
+    DELETE = "delete"
+
+
+_GRANTS: dict[Role, frozenset[Action]] = {
+    Role.VIEWER: frozenset({Action.VIEW}),
+    Role.EDITOR: frozenset({Action.VIEW, Action.RUN, Action.SYNC, Action.CANCEL_OWN}),
+    Role.OWNER: frozenset(Action),
+}
+
+
+def permits(role: Role | None, action: Action, *, admin: bool = False) -> bool:
+    """Whether someone with `role` in a workspace (None: no role) may do `action` there."""
+    if admin:
+        return True
+    return role is not None and action in _GRANTS[role]

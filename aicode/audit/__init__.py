@@ -1,0 +1,1 @@
+"""The audit trail: sign-ins, tokens, users, memberships, workspaces, credentials and tasks."""
