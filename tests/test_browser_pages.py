@@ -206,6 +206,7 @@ async def test_an_owner_shares_a_workspace_and_a_viewer_sees_it_read_only(
         await sign_in(owner, "alice", "alice-password")
         page = owner.page
         await page.goto(f"/workspaces/{workspace['id']}")
+        await expect(page).to_have_title(f"{workspace['name']} · aicode")
         await page.get_by_label("Add a member").fill("victor")
         await page.get_by_label("Role", exact=True).select_option("viewer")
         await page.get_by_role("button", name="Add member").click()
