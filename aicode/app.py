@@ -49,9 +49,16 @@ from aicode.containers.runtime import ContainerRuntime
 from aicode.credentials.controller import CredentialController, WorkspaceCredentialController
 from aicode.credentials.repo import CredentialRepo, WorkspaceCredentialRepo
 from aicode.credentials.service import CredentialService
-from aicode.crypto import SecretBox, csrf_signing_key, jwt_signing_key, load_or_create_secret_key
+from aicode.crypto import (
+    SecretBox,
+    csrf_signing_key,
+    jwt_signing_key,
+    load_or_create_secret_key,
+    secret_key_fingerprint,
+)
 from aicode.db.connect import database_url
 from aicode.db.migrations import apply_migrations
+from aicode.db.notifications import Notifications
 from aicode.db.pool import Database
 from aicode.errors import AicodeError
 from aicode.gateway.backend import ServerGatewayBackend
@@ -68,16 +75,19 @@ from aicode.http.input_guard import RequestInputGuard
 from aicode.http.openapi import ErrorResponsesPlugin, openapi_config
 from aicode.http.security_headers import add_security_headers
 from aicode.http.urls import redact_userinfo
+from aicode.nodes.controller import NodeController
+from aicode.nodes.repo import NodeRepo
 from aicode.request_log import RequestLogMiddleware
 from aicode.settings import NETWORK_POLICIES, Settings, SettingsError
 from aicode.storage.identity import HostIdentities, server_identities
 from aicode.storage.layout import DataLayout
 from aicode.streaming.bus import TaskEventBus
 from aicode.tasks.controller import TaskController, TaskStreamController
+from aicode.tasks.queue_repo import TaskQueueRepo
 from aicode.tasks.repo import TaskEventRepo, TaskRepo
 from aicode.tasks.runner import RunnerConfig, TaskRunner
 from aicode.tasks.service import TaskService
-from aicode.tasks.supervisor import RunLimits, TaskSupervisor
+from aicode.tasks.supervisor import NodeConfig, TaskSupervisor
 from aicode.tasks.turn_plan import PlannerConfig, TurnPlanner
 from aicode.web import template_config, web_route_handlers
 from aicode.workspaces.controller import WorkspaceController
@@ -222,15 +232,21 @@ def create_app(settings: Settings) -> Litestar:
     holders = NetworkHolders(runtime, confinement, background, image=settings.workspace_image, server_id=server_id,
                              spare=settings.max_concurrent_tasks)
     runner = TaskRunner(
-        RunnerConfig(server_id=server_id, default_image=settings.workspace_image,
+        RunnerConfig(server_id=server_id, node=settings.node_name, default_image=settings.workspace_image,
                      container_user=layout.ids.container_user),
         task_repo, WorkspaceRepo(database), bus, runtime, planner, store, layout, confinement, holders,
+        workspace_service,
     )
-    total = settings.max_concurrent_tasks
-    limits = RunLimits(total=total, per_user=min(total, settings.max_running_per_user or total),
-                       per_workspace=min(total, settings.max_running_per_workspace or total))
-    supervisor = TaskSupervisor(runner, task_repo, runtime, background, limits=limits, server_id=server_id)
-    task_service = TaskService(task_repo, bus, workspace_service, supervisor, store, access, changes, audit,
+    node_repo = NodeRepo(database)
+    queue = TaskQueueRepo(database)
+    node = NodeConfig(
+        name=settings.node_name, version=__version__, secret_fingerprint=secret_key_fingerprint(secret_key),
+        lease_s=settings.node_lease_s, capacity=settings.max_concurrent_tasks,
+        per_user=settings.max_running_per_user, per_workspace=settings.max_running_per_workspace,
+    )
+    supervisor = TaskSupervisor(runner, queue, node_repo, bus, runtime, Notifications(database, background),
+                                background, config=node, server_id=server_id)
+    task_service = TaskService(task_repo, queue, bus, workspace_service, supervisor, store, access, changes, audit,
                                default_timeout_s=settings.task_timeout_s, max_timeout_s=settings.max_task_timeout_s,
                                max_queued_per_user=settings.max_queued_per_user)
 
@@ -283,7 +299,7 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             HealthController, AuthController, MeController, TokenController, AdminUserController,
             WorkspaceController, CredentialController, TaskController, TaskStreamController, UsageController,
-            MemberController, WorkspaceCredentialController, AuditController,
+            MemberController, WorkspaceCredentialController, AuditController, NodeController,
             *web_route_handlers(),
         ],
         lifespan=[lifespan],
@@ -299,6 +315,8 @@ def create_app(settings: Settings) -> Litestar:
             "task_service": Provide(lambda: task_service, sync_to_thread=False),
             "usage_repo": Provide(lambda: usage_repo, sync_to_thread=False),
             "audit_log": Provide(lambda: audit, sync_to_thread=False),
+            "node_repo": Provide(lambda: node_repo, sync_to_thread=False),
+            "task_queue": Provide(lambda: queue, sync_to_thread=False),
         },
         state=State({"auth_service": auth_service, "sso": sso, "workspace_service": workspace_service,
                      "background": background, "settings": settings, "supervisor": supervisor,

@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-__all__ = ["SecretBox", "csrf_signing_key", "jwt_signing_key", "load_or_create_secret_key"]
+__all__ = ["SecretBox", "csrf_signing_key", "jwt_signing_key", "load_or_create_secret_key", "secret_key_fingerprint"]
 
 _KEY_FILE = "secret_key"
 
@@ -64,3 +64,9 @@ def jwt_signing_key(secret_key: str) -> str:
 def csrf_signing_key(secret_key: str) -> str:
     """A key for signing CSRF tokens, independent of the JWT and encryption keys."""
     return base64.urlsafe_b64encode(_derive(secret_key, b"csrf-signing")).decode()
+
+
+def secret_key_fingerprint(secret_key: str) -> str:
+    """Names the secret without revealing it: nodes sharing a database compare these, since a node
+    with another key could neither read the stored credentials nor accept the others' sign-ins."""
+    return _derive(secret_key, b"node-fingerprint")[:12].hex()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +54,8 @@ SETTING_NAMES: tuple[str, ...] = (
     "AICODE_OIDC_CLIENT_SECRET",
     "AICODE_OIDC_ADMIN_GROUPS",
     "AICODE_OIDC_NAME",
+    "AICODE_NODE_NAME",
+    "AICODE_NODE_LEASE_S",
 )
 
 # Network policies a workspace may name, besides the open networks an admin lists.
@@ -152,6 +156,17 @@ def _bootstrap_admin(raw: str) -> tuple[str, str] | None:
     return name.strip(), password
 
 
+_NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def _node_name(env: Mapping[str, str]) -> str:
+    name = env.get("AICODE_NODE_NAME", "").strip() or socket.gethostname()
+    if not _NODE_NAME.fullmatch(name):
+        raise SettingsError("AICODE_NODE_NAME must be 1-63 letters, digits, '.', '_' or '-', starting with a "
+                            f"letter or digit, got {name!r}")
+    return name
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the server is configured with. Built once, passed to `create_app`."""
@@ -201,6 +216,10 @@ class Settings:
     oidc_client_secret: str | None = field(default=None, repr=False)
     oidc_admin_groups: tuple[str, ...] = ()
     oidc_name: str | None = None
+    # Several nodes (server processes, each with its own data dir and Docker engine) may share the
+    # database and Redis; each names itself and holds a lease on its running turns.
+    node_name: str = field(default_factory=socket.gethostname)
+    node_lease_s: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -252,6 +271,8 @@ class Settings:
             oidc_client_secret=env.get("AICODE_OIDC_CLIENT_SECRET", "").strip() or None,
             oidc_admin_groups=_list(env, "AICODE_OIDC_ADMIN_GROUPS", ","),
             oidc_name=env.get("AICODE_OIDC_NAME", "").strip() or None,
+            node_name=_node_name(env),
+            node_lease_s=float(_int(env, "AICODE_NODE_LEASE_S", 30, minimum=2)),
         )
         settings.check()
         return settings

@@ -191,6 +191,7 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Call]] = {
     ("PATCH", "/api/admin/users/{user_id:uuid}"): (ADMIN_ONLY, call("PATCH", "/api/admin/users/{zed_id}",
                                                                     json={"monthly_budget_usd": None})),
     ("GET", "/api/admin/audit"): (ADMIN_ONLY, call("GET", "/api/admin/audit")),
+    ("GET", "/api/admin/nodes"): (ADMIN_ONLY, call("GET", "/api/admin/nodes")),
     ("GET", "/api/workspaces"): (SIGNED_IN, call("GET", "/api/workspaces")),
     ("POST", "/api/workspaces"): (SIGNED_IN, call("POST", "/api/workspaces", json=lambda w: {
         "name": w.unique("ws"), "repo_url": str(w.repo)})),

@@ -14,6 +14,7 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -55,6 +56,15 @@ def _local_sync(action: Callable[..., MirrorState], url: str, dest: Path) -> Mir
     return action(url, dest)
 
 
+def _read_synced(mirror: Path, marker: Path) -> datetime | None:
+    if not mirror.is_dir():
+        return None
+    try:
+        return datetime.fromisoformat(marker.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
 class GitStore:
     def __init__(self, layout: DataLayout, worker: GitWorker, fetcher: GitWorker) -> None:
         self._layout = layout
@@ -86,6 +96,15 @@ class GitStore:
 
     async def remove_mirror(self, workspace_id: UUID) -> None:
         await asyncio.to_thread(mirrors.remove_mirror, self._layout.mirror(workspace_id))
+        await asyncio.to_thread(self._layout.mirror_synced(workspace_id).unlink, True)
+
+    async def synced_at(self, workspace_id: UUID) -> datetime | None:
+        """The workspace sync this node's mirror matches; None without a mirror here or a record of it."""
+        return await asyncio.to_thread(_read_synced, self._layout.mirror(workspace_id),
+                                       self._layout.mirror_synced(workspace_id))
+
+    async def record_synced(self, workspace_id: UUID, at: datetime) -> None:
+        await asyncio.to_thread(self._layout.mirror_synced(workspace_id).write_text, at.isoformat())
 
     async def branch_exists(self, workspace_id: UUID, branch: str) -> bool:
         return await self._worker.run(branches.branch_exists, self._mirror(workspace_id), branch)

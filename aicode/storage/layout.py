@@ -4,6 +4,7 @@
     <data>/git/                  0700 git uid             the server's git store; never mounted
     <data>/git/mirrors/<ws>.git                           one bare mirror per workspace; task
                                                           branches are refs/aicode/tasks/<id> in it
+    <data>/git/mirrors/<ws>.synced                        the workspace sync that mirror matches
     <data>/git/tmp/                                       working copies being made
     <data>/tasks/<id>/           0700 root                what the server keeps of a task
     <data>/tasks/<id>/checkout/  0700 agent uid           mounted at /workspace
@@ -69,6 +70,10 @@ class DataLayout:
 
     def mirror(self, workspace_id: UUID) -> Path:
         return self.mirrors_dir / f"{workspace_id}.git"
+
+    def mirror_synced(self, workspace_id: UUID) -> Path:
+        """When the workspace was last synced (on any node) as far as this node's mirror knows."""
+        return self.mirrors_dir / f"{workspace_id}.synced"
 
     def task_dir(self, task_id: UUID) -> Path:
         return self.tasks_dir / str(task_id)

@@ -53,14 +53,18 @@ class WireEvent:
 class EventBatch:
     """Events added inside one transaction; `conn` lets the caller change the task in the same one."""
 
-    def __init__(self, repo: TaskEventRepo, conn: asyncpg.Connection, task_id: UUID) -> None:
+    def __init__(self, repo: TaskEventRepo, conn: asyncpg.Connection, task_id: UUID | None) -> None:
         self.conn = conn
         self.stored: list[TaskEvent] = []
         self._repo = repo
         self._task_id = task_id
 
-    async def add(self, events: list[tuple[str, dict[str, Any]]]) -> None:
-        self.stored.extend(await self._repo.append(self.conn, self._task_id, events))
+    async def add(self, events: list[tuple[str, dict[str, Any]]], *, task_id: UUID | None = None) -> None:
+        """Store `events` as the batch's task's (or, in a batch opened without one, `task_id`'s)."""
+        target = task_id or self._task_id
+        if target is None:
+            raise ValueError("which task's events: the batch has no task and none was given")
+        self.stored.extend(await self._repo.append(self.conn, target, events))
 
 
 class TaskEventBus:
@@ -72,8 +76,9 @@ class TaskEventBus:
         self._channels = channels
 
     @asynccontextmanager
-    async def batch(self, task_id: UUID) -> AsyncIterator[EventBatch]:
-        """A transaction for a task's state change and its events; they are published once it commits."""
+    async def batch(self, task_id: UUID | None = None) -> AsyncIterator[EventBatch]:
+        """A transaction for a task's state change and its events; they are published once it commits.
+        Without `task_id`, for a change that picks its task inside the transaction (a claim)."""
         async with self._db.transaction() as conn:
             batch = EventBatch(self._repo, conn, task_id)
             yield batch

@@ -56,6 +56,7 @@ class TaskRecord:
     updated_at: datetime
     turn_user_id: UUID  # who asked for the pending or running turn: it runs with their credential
     max_cost_usd: float | None
+    node: str | None  # the node that runs, or last ran, a turn of the task
 
 
 @dataclass(frozen=True, slots=True)

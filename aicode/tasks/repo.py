@@ -11,12 +11,13 @@ from aicode.access.repo import visible_to
 from aicode.db.pool import Database
 from aicode.tasks.models import TaskEvent, TaskRecord
 
-__all__ = ["TaskEventRepo", "TaskRepo"]
+__all__ = ["TASK_COLUMNS", "Executor", "TaskEventRepo", "TaskRepo"]
 
 _PLAIN_COLUMNS = (
     "id, workspace_id, user_id, agent, prompt, model, max_turns, timeout_s, base_branch, branch, base_commit,"
     " head_commit, session_id, status, error, pending_prompt, turns, cost_usd, input_tokens, output_tokens,"
-    " cache_read_tokens, cache_write_tokens, last_seq, created_at, started_at, finished_at, updated_at, max_cost_usd"
+    " cache_read_tokens, cache_write_tokens, last_seq, created_at, started_at, finished_at, updated_at, max_cost_usd,"
+    " node"
 ).split(", ")
 
 
@@ -28,6 +29,7 @@ def _columns(table: str = "") -> str:
 
 
 _COLUMNS = _columns()
+TASK_COLUMNS = _COLUMNS
 Executor = asyncpg.Connection | asyncpg.Pool
 
 
@@ -71,23 +73,17 @@ class TaskRepo:
         )
         return [TaskRecord(**dict(row)) for row in rows]
 
-    async def ids_with_status(self, status: str) -> list[UUID]:
-        rows = await self._db.pool.fetch("SELECT id FROM tasks WHERE status = $1 ORDER BY created_at", status)
-        return [row["id"] for row in rows]
-
     async def count_queued_by(self, user_id: UUID) -> int:
         """Turns `user_id` asked for that wait in the queue."""
         return await self._db.pool.fetchval(
             "SELECT count(*) FROM tasks WHERE status = 'queued' AND coalesce(turn_user_id, user_id) = $1", user_id)
 
-    async def count_with_status(self, status: str) -> int:
-        return await self._db.pool.fetchval("SELECT count(*) FROM tasks WHERE status = $1", status)
-
     async def transition(
         self, task_id: UUID, to: str, *, allowed_from: tuple[str, ...], conn: Executor | None = None,
-        error: str | None = None, **changes: Any,
+        error: str | None = None, on_node: str | None = None, **changes: Any,
     ) -> TaskRecord | None:
-        """Move to status `to` only from one of `allowed_from`; None if the task was elsewhere.
+        """Move to status `to` only from one of `allowed_from` (and, with `on_node`, only while that node
+        has the task); None if the task was elsewhere. Moving to `queued` puts it at the queue's end.
 
         `error` replaces the task's error (None clears it). `changes` may hold: pending_prompt (set,
         or cleared with None), turn_user_id (who asked for the next turn), started=True (started_at, once), finished=True (finished_at now),
@@ -111,8 +107,10 @@ class TaskRepo:
                     cache_read_tokens = cache_read_tokens + $17,
                     cache_write_tokens = cache_write_tokens + $18,
                     turn_user_id = coalesce($19, turn_user_id),
+                    queued_at = CASE WHEN $2 = 'queued' THEN now() ELSE queued_at END,
                     updated_at = now()
-                WHERE id = $1 AND status = ANY($3::text[]) RETURNING {_COLUMNS}""",
+                WHERE id = $1 AND status = ANY($3::text[]) AND ($20::text IS NULL OR node = $20)
+                RETURNING {_COLUMNS}""",
             task_id, to, list(allowed_from), error,
             "pending_prompt" in changes, changes.get("pending_prompt"),
             bool(changes.get("started")), bool(changes.get("finished")), bool(changes.get("reopened")),
@@ -120,7 +118,7 @@ class TaskRepo:
             int(changes.get("turns", 0)), float(changes.get("cost_usd") or 0.0),
             int(changes.get("input_tokens", 0)), int(changes.get("output_tokens", 0)),
             int(changes.get("cache_read_tokens", 0)), int(changes.get("cache_write_tokens", 0)),
-            changes.get("turn_user_id"),
+            changes.get("turn_user_id"), on_node,
         )
         return _record(row)
 

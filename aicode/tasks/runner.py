@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import structlog
@@ -18,6 +18,7 @@ from aicode.containers.confinement import NetworkConfinement
 from aicode.containers.network_holders import NetworkHolders
 from aicode.containers.policy import ContainerSpec, Mount
 from aicode.containers.runtime import ContainerError, ContainerRuntime, ExecResult
+from aicode.errors import AicodeError
 from aicode.gateway.models import TurnGrant
 from aicode.git.checkout import CheckoutError, CommitInfo
 from aicode.git.store import GitStore, Snapshot
@@ -40,19 +41,29 @@ from aicode.tasks.turn_plan import (
 from aicode.workspaces.models import WorkspaceRecord
 from aicode.workspaces.repo import WorkspaceRepo
 
-__all__ = ["RunnerConfig", "StopSignal", "TaskRunner", "TurnFailure"]
+__all__ = ["LocalMirrors", "RunnerConfig", "StopSignal", "TaskRunner", "TurnFailure"]
 
 log = structlog.get_logger(__name__)
 
 _CRASHED = ("the server stopped while this task was running; what the agent had written is committed as partial. "
             "Send a follow-up to continue")
+_LOST = ("this node lost its lease while the turn ran (it was cut off from the database); "
+         "another node has ended the turn")
+_ELSEWHERE = ("this task's working copy is not on this node: the node that ran its earlier turns is gone. "
+              "Start a new task from the branch to go on")
 _SKIPPED_SHOWN = 20
 _CLEAN_UP_WAIT_S = 120.0
+
+
+class LocalMirrors(Protocol):
+    async def ensure_local(self, workspace: WorkspaceRecord) -> None:
+        """The workspace's mirror on this node, up to date with its last sync on any node."""
 
 
 @dataclass(frozen=True, slots=True)
 class RunnerConfig:
     server_id: str
+    node: str
     default_image: str
     container_user: str  # uid:gid the agent runs as inside its container
 
@@ -102,7 +113,7 @@ class TaskRunner:
     def __init__(
         self, config: RunnerConfig, tasks: TaskRepo, workspaces: WorkspaceRepo, bus: TaskEventBus,
         runtime: ContainerRuntime, planner: TurnPlanner, store: GitStore, layout: DataLayout,
-        confinement: NetworkConfinement, holders: NetworkHolders,
+        confinement: NetworkConfinement, holders: NetworkHolders, mirrors: LocalMirrors,
     ) -> None:
         self._config = config
         self._tasks = tasks
@@ -114,6 +125,7 @@ class TaskRunner:
         self._layout = layout
         self._confinement = confinement
         self._holders = holders
+        self._mirrors = mirrors
         self._driver = ClaudeDriver()
         self._execution = AgentExecution(runtime, bus)
         self._removals = BackgroundTasks()
@@ -125,15 +137,10 @@ class TaskRunner:
         """Wait for container removals still in flight (at shutdown)."""
         await self._removals.join()
 
-    async def run(self, task_id: UUID, stop: StopSignal) -> None:
-        """Run the task's pending turn, if it is still queued, and record how it ended."""
-        async with self._bus.batch(task_id) as batch:
-            task = await self._tasks.transition(task_id, TaskStatus.RUNNING, allowed_from=(TaskStatus.QUEUED,),
-                                                conn=batch.conn, started=True)
-            if task is None:
-                return  # cancelled while it waited in the queue
-            await batch.add([("task.status", {"status": TaskStatus.RUNNING})])
-        log.info("task.turn_started", task_id=str(task_id), turn=task.turns + 1)
+    async def run(self, task: TaskRecord, stop: StopSignal) -> None:
+        """Run the turn this node has claimed (the task is `running` here) and record how it ended."""
+        task_id = task.id
+        log.info("task.turn_started", task_id=str(task_id), turn=task.turns + 1, node=self._config.node)
         try:
             report = await self._turn(task, stop)
         except (TurnFailure, CheckoutError, GitWorkerError) as exc:
@@ -168,6 +175,13 @@ class TaskRunner:
         if workspace is None:
             raise TurnFailure("the workspace was deleted")
         await self._after_previous_turn(task.id)
+        if task.base_commit is None:
+            try:
+                await self._mirrors.ensure_local(workspace)
+            except AicodeError as exc:
+                raise TurnFailure(exc.detail) from None
+        elif not self._layout.checkout(task.id).is_dir():
+            raise TurnFailure(_ELSEWHERE)
         async with self._planner.plan(task, workspace) as plan:
             await asyncio.to_thread(self._layout.prepare_task, task.id)
             # The container starts while the working copy is made: neither needs the other until the exec.
@@ -282,6 +296,8 @@ class TaskRunner:
         ended_by: str | None, grant: TurnGrant | None,
     ) -> tuple[str, str | None]:
         """The turn's status and error, from why it ended and what the agent reported."""
+        if ended_by == "lost":
+            return TaskStatus.INTERRUPTED, _LOST
         if ended_by == "shutdown":
             return TaskStatus.INTERRUPTED, "the server stopped during the turn; the work so far is committed as partial"
         if ended_by == "cancelled":
@@ -315,11 +331,15 @@ class TaskRunner:
                      "output_tokens": outcome.output_tokens, "cache_read_tokens": outcome.cache_read_tokens,
                      "cache_write_tokens": outcome.cache_write_tokens, "session_id": outcome.session_id}
         async with self._bus.batch(task.id) as batch:
-            await self._tasks.transition(
+            ended = await self._tasks.transition(
                 task.id, report.status, allowed_from=(TaskStatus.RUNNING,), conn=batch.conn, error=report.error,
-                finished=True, turns=1, pending_prompt=None,
+                on_node=self._config.node, finished=True, turns=1, pending_prompt=None,
                 head_commit=report.commit.commit if report.commit else None, **usage,
             )
+            if ended is None:
+                # Another node settled this turn (this node's lease ran out): its record stands.
+                log.warning("task.turn_outcome_dropped", task_id=str(task.id), status=report.status)
+                return
             data = {"status": report.status} | ({"error": report.error} if report.error else {})
             await batch.add([*report.events, ("task.status", data)])
         log.info("task.turn_finished", task_id=str(task.id), status=report.status, error=report.error,

@@ -58,6 +58,7 @@ class Task(msgspec.Struct):
     finished_at: datetime | None
     max_cost_usd: float | None
     turn_user_id: UUID
+    node: str | None  # the node that runs, or last ran, its latest turn
 
 
 class FileEntry(msgspec.Struct):

@@ -21,6 +21,7 @@ from aicode.git.patches import PatchSeriesError
 from aicode.git.store import GitStore
 from aicode.streaming.bus import TaskEventBus, WireEvent
 from aicode.tasks.models import ACTIVE_STATUSES, TERMINAL_STATUSES, TaskEvent, TaskRecord, TaskStatus
+from aicode.tasks.queue_repo import TaskQueueRepo
 from aicode.tasks.repo import TaskRepo
 from aicode.tasks.supervisor import TaskSupervisor
 from aicode.workspaces.models import WorkspaceStatus
@@ -35,11 +36,12 @@ T = TypeVar("T")
 
 class TaskService:
     def __init__(
-        self, tasks: TaskRepo, bus: TaskEventBus, workspaces: WorkspaceService, supervisor: TaskSupervisor,
-        store: GitStore, access: AccessService, changes: AccessChanges, audit: AuditLog, *, default_timeout_s: int, max_timeout_s: int = 6 * 3600,
-        max_queued_per_user: int = 50,
+        self, tasks: TaskRepo, queue: TaskQueueRepo, bus: TaskEventBus, workspaces: WorkspaceService,
+        supervisor: TaskSupervisor, store: GitStore, access: AccessService, changes: AccessChanges, audit: AuditLog,
+        *, default_timeout_s: int, max_timeout_s: int = 6 * 3600, max_queued_per_user: int = 50,
     ) -> None:
         self._tasks = tasks
+        self._queue = queue
         self._bus = bus
         self._workspaces = workspaces
         self._supervisor = supervisor
@@ -52,7 +54,7 @@ class TaskService:
         self._max_queued = max_queued_per_user
 
     async def submit(self, actor: UserRecord, workspace_id: UUID, fields: dict[str, Any]) -> TaskRecord:
-        """Store the task as queued (with its first event) and hand it to the supervisor."""
+        """Store the task as queued (with its first event); the first node with a free slot claims it."""
         workspace = await self._workspaces.get(actor, workspace_id, Action.RUN)
         if (fields.get("timeout_s") or 0) > self._max_timeout_s:
             raise InvalidInputError(f"timeout_s may be at most {self._max_timeout_s} on this server "
@@ -64,6 +66,7 @@ class TaskService:
         base_branch = fields.get("base_branch") or workspace.default_branch
         if not base_branch:
             raise InvalidInputError("the workspace has no default branch: give base_branch")
+        await self._workspaces.ensure_local(workspace)
         if not await self._store.branch_exists(workspace.id, base_branch):
             raise InvalidInputError(f"branch {base_branch!r} does not exist in the workspace's repository")
         task_id = uuid.uuid4()
@@ -76,7 +79,8 @@ class TaskService:
                 base_branch=base_branch, branch=f"aicode/{task_id}",
             )
             await batch.add([("task.status", {"status": TaskStatus.QUEUED})])
-        await self._supervisor.enqueue(task)
+            await self._queue.notify_queued(batch.conn)
+        self._supervisor.wake()
         log.info("task.submitted", task_id=str(task.id), workspace_id=str(workspace.id))
         await self._audit.record(actor, "task.submit", ("task", task.id), workspace_id=workspace.id)
         return task
@@ -107,7 +111,8 @@ class TaskService:
             await batch.add([("notice", {"level": "info", "code": "follow_up", "message": prompt,
                                          "by": actor.username}),
                              ("task.status", {"status": TaskStatus.QUEUED})])
-        await self._supervisor.enqueue(task)
+            await self._queue.notify_queued(batch.conn)
+        self._supervisor.wake()
         await self._audit.record(actor, "task.follow_up", ("task", task_id), workspace_id=task.workspace_id)
         return task
 
@@ -131,14 +136,15 @@ class TaskService:
                 if cancelled is not None:
                     await batch.add([("task.status", {"status": TaskStatus.CANCELLED})])
             if cancelled is not None:
-                self._supervisor.discard(task_id)
                 return cancelled
-        if self._supervisor.cancel(task_id):
-            log.info("task.cancel_requested", task_id=str(task_id), by=actor.username)
-            return await self.get(actor, task_id)
         current = await self.get(actor, task_id)
+        if current.status == TaskStatus.RUNNING:
+            # Reaches the node running the turn, this one or another, which stops it within seconds.
+            await self._supervisor.request_cancel(task_id)
+            log.info("task.cancel_requested", task_id=str(task_id), by=actor.username, node=current.node)
+            return current
         if current.status in ACTIVE_STATUSES:
-            raise ConflictError("the task is not running on this server; try again in a moment")
+            raise ConflictError("the task was just claimed by a node; try again in a moment")
         raise ConflictError(f"the task already ended ({current.status})")
 
     async def events(self, actor: UserRecord, task_id: UUID, *, after: int, limit: int, before: int | None = None,
@@ -165,25 +171,27 @@ class TaskService:
         task = await self.get(actor, task_id)
         if not (task.base_commit and task.head_commit):
             return ""
-        return await self._review(self._store.diff(task.workspace_id, task.base_commit, task.head_commit))
+        return await self._review(task, self._store.diff(task.workspace_id, task.base_commit, task.head_commit))
 
     async def files(self, actor: UserRecord, task_id: UUID) -> list[FileChange]:
         task = await self.get(actor, task_id)
         if not (task.base_commit and task.head_commit):
             return []
-        return await self._review(self._store.files(task.workspace_id, task.base_commit, task.head_commit))
+        return await self._review(task, self._store.files(task.workspace_id, task.base_commit, task.head_commit))
 
     async def patch_series(self, actor: UserRecord, task_id: UUID) -> str:
         """The task's commits as an mbox patch series (`git format-patch --stdout base..head`); '' if none."""
         task = await self.get(actor, task_id)
         if not (task.base_commit and task.head_commit):
             return ""
-        return await self._review(self._store.patch_series(task.workspace_id, task.base_commit, task.head_commit,
+        return await self._review(task, self._store.patch_series(task.workspace_id, task.base_commit, task.head_commit,
                                                            f"aicode {__version__}"))
 
-    @staticmethod
-    async def _review(reading: Awaitable[T]) -> T:
+    async def _review(self, task: TaskRecord, reading: Awaitable[T]) -> T:
         try:
             return await reading
         except (CheckoutError, PatchSeriesError, KeyError, ValueError) as exc:
+            if task.node is not None and task.node != self._supervisor.node:
+                raise ConflictError(f"the task's commits are in the store of node {task.node!r}, which ran it; "
+                                    "ask that node") from None
             raise ConflictError(f"the task's commits cannot be read from the workspace's store: {exc}") from None

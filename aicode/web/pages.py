@@ -13,6 +13,7 @@ from litestar.response import Template
 from aicode.auth.models import UserRecord
 from aicode.errors import NotFoundError
 from aicode.tasks.models import TERMINAL_STATUSES
+from aicode.tasks.queue_repo import TaskQueueRepo
 from aicode.tasks.service import TaskService
 from aicode.web.charts import usage_chart
 from aicode.web.repo import DashboardRepo
@@ -28,8 +29,8 @@ class OverviewPages(Controller):
     include_in_schema = False
 
     @get("/")
-    async def overview(self, request: Request[UserRecord, Any, Any], dashboard: NamedDependency[DashboardRepo]
-                       ) -> Template:
+    async def overview(self, request: Request[UserRecord, Any, Any], dashboard: NamedDependency[DashboardRepo],
+                       task_queue: NamedDependency[TaskQueueRepo]) -> Template:
         viewer = None if request.user.is_admin else request.user.id
         supervisor = request.app.state.supervisor
         return page(
@@ -37,7 +38,7 @@ class OverviewPages(Controller):
             running=await dashboard.recent(viewer, limit=50, status="running"),
             recent=await dashboard.recent(viewer, limit=RECENT_TASKS),
             chart=usage_chart(await dashboard.usage(viewer, days=USAGE_DAYS)), usage_days=USAGE_DAYS,
-            queued=supervisor.queued, slots_busy=supervisor.running,
+            queued=await task_queue.count_queued(), slots_busy=supervisor.running,
             slots=request.app.state.settings.max_concurrent_tasks,
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -168,6 +169,27 @@ class WorkspaceService:
         self._check_fetch_room(actor)
         return await self._mirror(workspace, actor.id)
 
+    async def ensure_local(self, workspace: WorkspaceRecord) -> None:
+        """This node's mirror of the workspace: cloned when it has none, fetched when it is older than
+        the workspace's last sync (which may have happened on another node)."""
+        if await self._mirror_current(workspace):
+            return
+        async with self._lock(workspace.id):
+            if await self._mirror_current(workspace):
+                return
+            try:
+                await self._fetch(workspace)
+            except (MirrorError, InvalidInputError) as exc:
+                message = exc.detail if isinstance(exc, InvalidInputError) else str(exc)
+                log.warning("workspace.local_mirror_failed", workspace_id=str(workspace.id), error=message,
+                            cause=exc.cause if isinstance(exc, MirrorError) else None)
+                raise ConflictError(f"this node could not fetch the workspace's repository: {message}") from None
+            await self._store.record_synced(workspace.id, workspace.last_synced_at or datetime.now(UTC))
+
+    async def _mirror_current(self, workspace: WorkspaceRecord) -> bool:
+        here = await self._store.synced_at(workspace.id)
+        return here is not None and (workspace.last_synced_at is None or here >= workspace.last_synced_at)
+
     async def resume_unfinished_clones(self) -> None:
         """Clones cut short by a stop or crash start again (called at start-up)."""
         for workspace in await self._repo.list_by_status(WorkspaceStatus.CLONING):
@@ -221,16 +243,20 @@ class WorkspaceService:
             if not self._fetching[for_user]:
                 del self._fetching[for_user]
 
+    async def _fetch(self, workspace: WorkspaceRecord) -> MirrorState:
+        """Clone or fetch this node's mirror; MirrorError or InvalidInputError say why not."""
+        local = workspace.repo_url.startswith("/")
+        # Checked again at every sync: what a path holds, or the address behind a name, may have changed.
+        if local:
+            await asyncio.to_thread(resolve_local_git_dir, workspace.repo_url, self._roots, (self._data_dir,))
+        else:
+            await asyncio.to_thread(check_remote_host, workspace.repo_url, self._allowed_hosts)
+        return await self._store.sync_mirror(workspace.id, workspace.repo_url, self.credential(workspace),
+                                             local=local)
+
     async def _sync(self, workspace: WorkspaceRecord) -> WorkspaceRecord:
         try:
-            local = workspace.repo_url.startswith("/")
-            # Checked again at every sync: what a path holds, or the address behind a name, may have changed.
-            if local:
-                await asyncio.to_thread(resolve_local_git_dir, workspace.repo_url, self._roots, (self._data_dir,))
-            else:
-                await asyncio.to_thread(check_remote_host, workspace.repo_url, self._allowed_hosts)
-            state: MirrorState = await self._store.sync_mirror(
-                workspace.id, workspace.repo_url, self.credential(workspace), local=local)
+            state = await self._fetch(workspace)
         except (MirrorError, InvalidInputError) as exc:
             message = exc.detail if isinstance(exc, InvalidInputError) else str(exc)
             cause = exc.cause if isinstance(exc, MirrorError) else None
@@ -241,6 +267,8 @@ class WorkspaceService:
                 workspace.id, WorkspaceStatus.READY, default_branch=state.default_branch, synced=True
             )
             log.info("workspace.mirrored", workspace_id=str(workspace.id), branches=len(state.branches))
+            if updated is not None and updated.last_synced_at is not None:
+                await self._store.record_synced(workspace.id, updated.last_synced_at)
         if updated is None:
             # Deleted while cloning: drop what the clone wrote.
             await self._store.remove_mirror(workspace.id)

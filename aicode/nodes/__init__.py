@@ -1,0 +1,1 @@
+"""Nodes: the server processes that share one database and take turns from its queue."""
