@@ -83,10 +83,12 @@ from aicode.storage.identity import HostIdentities, server_identities
 from aicode.storage.layout import DataLayout
 from aicode.streaming.bus import TaskEventBus
 from aicode.tasks.controller import TaskController, TaskStreamController
+from aicode.tasks.portable import PortableState
 from aicode.tasks.queue_repo import TaskQueueRepo
 from aicode.tasks.repo import TaskEventRepo, TaskRepo
 from aicode.tasks.runner import RunnerConfig, TaskRunner
 from aicode.tasks.service import TaskService
+from aicode.tasks.state_repo import TaskStateRepo
 from aicode.tasks.supervisor import NodeConfig, TaskSupervisor
 from aicode.tasks.turn_plan import PlannerConfig, TurnPlanner
 from aicode.web import template_config, web_route_handlers
@@ -231,11 +233,12 @@ def create_app(settings: Settings) -> Litestar:
     confinement = NetworkConfinement(runtime, enabled=os.geteuid() == 0 and docker_engine.url.startswith("unix://"))
     holders = NetworkHolders(runtime, confinement, background, image=settings.workspace_image, server_id=server_id,
                              spare=settings.max_concurrent_tasks)
+    state = PortableState(TaskStateRepo(database), store, layout)
     runner = TaskRunner(
         RunnerConfig(server_id=server_id, node=settings.node_name, default_image=settings.workspace_image,
                      container_user=layout.ids.container_user),
         task_repo, WorkspaceRepo(database), bus, runtime, planner, store, layout, confinement, holders,
-        workspace_service,
+        workspace_service, state,
     )
     node_repo = NodeRepo(database)
     queue = TaskQueueRepo(database)
@@ -246,8 +249,9 @@ def create_app(settings: Settings) -> Litestar:
     )
     supervisor = TaskSupervisor(runner, queue, node_repo, bus, runtime, Notifications(database, background),
                                 background, config=node, server_id=server_id)
-    task_service = TaskService(task_repo, queue, bus, workspace_service, supervisor, store, access, changes, audit,
-                               default_timeout_s=settings.task_timeout_s, max_timeout_s=settings.max_task_timeout_s,
+    task_service = TaskService(task_repo, queue, bus, workspace_service, supervisor, store, state, access, changes,
+                               audit, default_timeout_s=settings.task_timeout_s,
+                               max_timeout_s=settings.max_task_timeout_s,
                                max_queued_per_user=settings.max_queued_per_user)
 
     @asynccontextmanager

@@ -90,7 +90,7 @@ async def test_a_full_queue_answers_429_with_retry_after(task_settings, source_r
 async def test_timeouts_above_the_servers_maximum_and_too_many_workspaces_are_refused(
     task_settings, source_repo
 ) -> None:
-    async for client, ws, alice, bob in app_with(task_settings, source_repo, max_task_timeout_s=600,
+    async for client, ws, alice, _bob in app_with(task_settings, source_repo, max_task_timeout_s=600,
                                                  max_workspaces_per_user=1):
         long = await client.post(f"/api/workspaces/{ws['id']}/tasks", json={"prompt": "x", "timeout_s": 601},
                                  headers=alice)

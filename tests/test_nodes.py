@@ -13,7 +13,7 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiodocker
@@ -50,9 +50,12 @@ def nodes(tmp_path: Path, database_url: str, image: str, names: tuple[str, ...],
 
 
 class Api:
+    opened: list[Api] = []
+
     def __init__(self, server: Server, token: str) -> None:
         self.client = httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {token}"},
                                         timeout=30)
+        Api.opened.append(self)
 
     async def task(self, task_id: str) -> dict:
         response = await self.client.get(f"/api/tasks/{task_id}")
@@ -64,6 +67,13 @@ class Api:
             while (task := await self.task(task_id))["status"] not in statuses:
                 await asyncio.sleep(0.1)
         return task
+
+
+@pytest.fixture(autouse=True)
+async def _close_clients() -> AsyncIterator[None]:
+    yield
+    while Api.opened:
+        await Api.opened.pop().client.aclose()
 
 
 async def _token(server: Server, username: str, password: str) -> str:
@@ -183,3 +193,37 @@ async def test_a_killed_node_loses_its_turn_within_the_lease_and_leaves_no_conta
                 assert left == []
             await on_a.client.aclose()
         await on_b.client.aclose()
+
+
+async def test_a_follow_up_through_another_node_resumes_the_session_and_any_node_serves_the_diff(
+    tmp_path: Path, database_url: str, fake_image: str, source_repo: Path
+) -> None:
+    with nodes(tmp_path, database_url, fake_image, ("a",)) as first:
+        alice, workspace_id = await _alice(first["a"], source_repo)
+        task_id = await _submit(alice, workspace_id, "@write notes.txt first turn\n@say turn one")
+        task = await alice.until(task_id, TERMINAL)
+        assert (task["status"], task["node"]) == ("succeeded", "a"), task
+        await alice.client.aclose()
+    # a is gone, with its data dir's working copy: b and c carry the task on from the database.
+    with nodes(tmp_path, database_url, fake_image, ("b", "c")) as servers:
+        on_c = _on(servers["c"], alice)
+        sent = await on_c.client.post(f"/api/tasks/{task_id}/messages",
+                                      json={"prompt": "@write notes.txt second turn\n@say turn two"})
+        assert sent.status_code == 202, sent.text
+        task = await on_c.until(task_id, TERMINAL)
+        assert task["status"] == "succeeded", task
+        assert task["turns"] == 2 and task["node"] in {"b", "c"}
+        events = (await on_c.client.get(f"/api/tasks/{task_id}/events")).json()
+        texts = [e["data"].get("text", "") for e in events if e["type"] == "message"]
+        assert any("resumed session with 1 earlier turn" in text for text in texts), texts
+        # Asked of the node that did not run the follow-up: it restores the commits from the database.
+        other = _on(servers["b" if task["node"] == "c" else "c"], alice)
+        diff = await other.client.get(f"/api/tasks/{task_id}/diff")
+        assert diff.status_code == 200, diff.text
+        assert "+second turn" in diff.text and "first turn" not in diff.text.split("+second turn")[1]
+        files = (await other.client.get(f"/api/tasks/{task_id}/files")).json()
+        assert [f["path"] for f in files] == ["notes.txt"]
+        patch = await other.client.get(f"/api/tasks/{task_id}/patch")
+        assert patch.status_code == 200 and patch.text.count("\nSubject: ") == 2, patch.text[:500]
+        for api in (on_c, other):
+            await api.client.aclose()

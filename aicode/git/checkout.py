@@ -113,13 +113,31 @@ def make_working_copy(mirror: Path, dest: Path, base_branch: str, branch: str, r
         source.references.create(ref, base.id, force=True)
     finally:
         source.free()
+    return str(base.id), _fill_working_copy(mirror, dest, branch, ref, base.id)
+
+
+def working_copy_at(mirror: Path, dest: Path, branch: str, ref: str, head: str) -> list[TreeEntry]:
+    """Point `ref` at `head` (a commit already in the mirror) and make a working copy of it in the new
+    folder `dest`, as `make_working_copy` does: how another node takes up a task."""
+    source = _open(mirror)
+    try:
+        commit = source[head].peel(pygit2.Commit)
+        source.references.create(ref, commit.id, force=True)
+    except (pygit2.GitError, KeyError, ValueError) as exc:
+        raise CheckoutError(f"the task's last commit is not in this node's store ({exc})") from None
+    finally:
+        source.free()
+    return _fill_working_copy(mirror, dest, branch, ref, commit.id)
+
+
+def _fill_working_copy(mirror: Path, dest: Path, branch: str, ref: str, commit_id: pygit2.Oid) -> list[TreeEntry]:
     repo = pygit2.init_repository(str(dest), bare=False, initial_head=branch)
     try:
         # A fetch, not a local clone: libgit2's local clone may hard-link object files, and the
         # agent would then own (and could rewrite) files of the server's store.
         remote = repo.remotes.create_anonymous(str(mirror))
         remote.fetch([f"+{ref}:refs/heads/{branch}"])
-        commit = repo[base.id]
+        commit = repo[commit_id]
         entries: list[TreeEntry] = []
         _write_tree(repo, commit.tree, dest, "", entries)
         repo.index.read_tree(commit.tree)
@@ -128,7 +146,7 @@ def make_working_copy(mirror: Path, dest: Path, base_branch: str, branch: str, r
         raise CheckoutError(f"could not make the task's working copy: {exc}") from None
     finally:
         repo.free()
-    return str(base.id), entries
+    return entries
 
 
 def commit_entries(mirror: Path, ref: str, parent: str, entries: list[TreeEntry], message: str,

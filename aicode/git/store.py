@@ -22,11 +22,12 @@ import pygit2
 
 from aicode.git import checkout as branches
 from aicode.git import mirror as mirrors
+from aicode.git import transfer
 from aicode.git.checkout import CommitInfo, FileChange
 from aicode.git.mirror import MirrorState
 from aicode.git.patches import format_patch_series
 from aicode.git.worker import GitWorker, StorePath
-from aicode.git.worktree import hand_over_checkout, load_cache, save_cache, scan_worktree
+from aicode.git.worktree import TreeEntry, hand_over_checkout, load_cache, save_cache, scan_worktree
 from aicode.storage.layout import DataLayout, task_ref
 
 __all__ = ["GitStore", "Snapshot"]
@@ -114,16 +115,48 @@ class GitStore:
     async def make_checkout(self, workspace_id: UUID, task_id: UUID, base_branch: str, branch: str) -> str:
         """Start the task's branch at `base_branch` and fill its (empty) checkout; returns the base commit."""
         made = self._layout.git_tmp / f"{task_id}-{os.urandom(4).hex()}"
-        relative = StorePath(str(made.relative_to(self._layout.git_root)))
-        base, entries = await self._worker.run(branches.make_working_copy, self._mirror(workspace_id), relative,
-                                               base_branch, branch, task_ref(task_id))
         try:
-            cache = await asyncio.to_thread(hand_over_checkout, made, self._layout.checkout(task_id),
-                                            self._layout.ids, entries)
+            base, entries = await self._worker.run(branches.make_working_copy, self._mirror(workspace_id),
+                                                   self._relative(made), base_branch, branch, task_ref(task_id))
+            await self._hand_over(task_id, made, entries)
         finally:
             await asyncio.to_thread(shutil.rmtree, made, True)
-        await asyncio.to_thread(save_cache, self._layout.snapshot_cache(task_id), cache)
         return base
+
+    async def checkout_task_head(self, workspace_id: UUID, task_id: UUID, branch: str, head: str) -> None:
+        """The task's working copy made afresh at `head` (a follow-up on a node that did not run the task's
+        last turn): whatever the checkout held is replaced."""
+        made = self._layout.git_tmp / f"{task_id}-{os.urandom(4).hex()}"
+        try:
+            entries = await self._worker.run(branches.working_copy_at, self._mirror(workspace_id),
+                                             self._relative(made), branch, task_ref(task_id), head)
+            await self._hand_over(task_id, made, entries)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, made, True)
+
+    def _relative(self, path: Path) -> StorePath:
+        return StorePath(str(path.relative_to(self._layout.git_root)))
+
+    async def _hand_over(self, task_id: UUID, made: Path, entries: list[TreeEntry]) -> None:
+        """The working copy the worker made in `made` becomes the task's checkout, with its stat cache."""
+        cache = await asyncio.to_thread(hand_over_checkout, made, self._layout.checkout(task_id),
+                                        self._layout.ids, entries)
+        await asyncio.to_thread(save_cache, self._layout.snapshot_cache(task_id), cache)
+
+    # -- a task's commits, moved between nodes ------------------------------------------------------
+
+    async def export_objects(self, workspace_id: UUID, since: str, head: str, limit: int) -> bytes:
+        """The objects `head` adds to `since`, packed for the database (TransferError beyond `limit`)."""
+        return await self._worker.run(transfer.export_objects, self._mirror(workspace_id), since, head, limit)
+
+    async def import_objects(self, workspace_id: UUID, task_id: UUID, packs: list[bytes], head: str) -> None:
+        await self._worker.run(transfer.import_objects, self._mirror(workspace_id), packs, task_ref(task_id), head)
+
+    async def has_task_head(self, workspace_id: UUID, task_id: UUID, head: str) -> bool:
+        """Whether this node's store has the task's branch at `head`."""
+        if not self._layout.mirror(workspace_id).is_dir():
+            return False
+        return await self._worker.run(transfer.has_commit, self._mirror(workspace_id), task_ref(task_id), head)
 
     async def snapshot(self, workspace_id: UUID, task_id: UUID, parent: str, message: str,
                        author: tuple[str, str], committer: tuple[str, str]) -> Snapshot:

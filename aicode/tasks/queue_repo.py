@@ -28,11 +28,8 @@ WITH running AS (
     SELECT DISTINCT ON ({_REQUESTER}) t.id, {_REQUESTER} AS requester, t.queued_at
     FROM tasks t
     WHERE t.status = 'queued'
-      -- A turn after the first runs where the task's working copy is: on its node, unless that node is gone.
-      AND (t.base_commit IS NULL OR t.node IS NULL OR t.node = $1
-           OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.name = t.node AND n.lease_until > now()))
-      AND ($2::int IS NULL OR (SELECT count(*) FROM running r WHERE r.requester = {_REQUESTER}) < $2)
-      AND ($3::int IS NULL OR (SELECT count(*) FROM running r WHERE r.workspace_id = t.workspace_id) < $3)
+      AND ($1::int IS NULL OR (SELECT count(*) FROM running r WHERE r.requester = {_REQUESTER}) < $1)
+      AND ($2::int IS NULL OR (SELECT count(*) FROM running r WHERE r.workspace_id = t.workspace_id) < $2)
     ORDER BY {_REQUESTER}, t.queued_at, t.id
 )
 SELECT e.id, e.requester FROM eligible e LEFT JOIN queue_served s ON s.user_id = e.requester
@@ -57,7 +54,8 @@ class TaskQueueRepo:
         """Take the next queued turn for `node`, fairly across requesters and within the limits;
         call inside a transaction (the task becomes `running` when it commits)."""
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _CLAIM_LOCK)
-        picked = await conn.fetchrow(_CLAIM, node, per_user, per_workspace)
+        # Any node may take any turn: a task's state is restored from the database where it is not local.
+        picked = await conn.fetchrow(_CLAIM, per_user, per_workspace)
         if picked is None:
             return None
         row = await conn.fetchrow(

@@ -27,6 +27,7 @@ from aicode.storage.layout import DataLayout
 from aicode.streaming.bus import TaskEventBus
 from aicode.tasks.execution import AgentExecution, StopSignal
 from aicode.tasks.models import TaskRecord, TaskStatus
+from aicode.tasks.portable import PortableState, StateUnavailable
 from aicode.tasks.repo import TaskRepo
 from aicode.tasks.turn_plan import (
     AGENT_HOME,
@@ -49,8 +50,7 @@ _CRASHED = ("the server stopped while this task was running; what the agent had 
             "Send a follow-up to continue")
 _LOST = ("this node lost its lease while the turn ran (it was cut off from the database); "
          "another node has ended the turn")
-_ELSEWHERE = ("this task's working copy is not on this node: the node that ran its earlier turns is gone. "
-              "Start a new task from the branch to go on")
+_NOT_RESTORED = "this task's state could not be restored on this node"
 _SKIPPED_SHOWN = 20
 _CLEAN_UP_WAIT_S = 120.0
 
@@ -113,7 +113,7 @@ class TaskRunner:
     def __init__(
         self, config: RunnerConfig, tasks: TaskRepo, workspaces: WorkspaceRepo, bus: TaskEventBus,
         runtime: ContainerRuntime, planner: TurnPlanner, store: GitStore, layout: DataLayout,
-        confinement: NetworkConfinement, holders: NetworkHolders, mirrors: LocalMirrors,
+        confinement: NetworkConfinement, holders: NetworkHolders, mirrors: LocalMirrors, state: PortableState,
     ) -> None:
         self._config = config
         self._tasks = tasks
@@ -126,6 +126,7 @@ class TaskRunner:
         self._confinement = confinement
         self._holders = holders
         self._mirrors = mirrors
+        self._state = state
         self._driver = ClaudeDriver()
         self._execution = AgentExecution(runtime, bus)
         self._removals = BackgroundTasks()
@@ -162,6 +163,8 @@ class TaskRunner:
             except Exception as exc:  # a damaged working copy must not stop the server from starting
                 log.warning("task.salvage_failed", task_id=str(task.id), exc_info=exc)
         commit = snapshot.commit if snapshot else None
+        if task.base_commit is not None:
+            await self._state.save(task, task.head_commit or task.base_commit, commit.commit if commit else None)
         report = TurnReport(status=TaskStatus.INTERRUPTED, error=_CRASHED, commit=commit,
                             events=_snapshot_events(task, snapshot, True) if commit else [])
         await self._finish(task, report)
@@ -175,13 +178,15 @@ class TaskRunner:
         if workspace is None:
             raise TurnFailure("the workspace was deleted")
         await self._after_previous_turn(task.id)
-        if task.base_commit is None:
+        try:
+            await self._mirrors.ensure_local(workspace)
+        except AicodeError as exc:
+            raise TurnFailure(exc.detail) from None
+        if task.base_commit is not None:
             try:
-                await self._mirrors.ensure_local(workspace)
-            except AicodeError as exc:
-                raise TurnFailure(exc.detail) from None
-        elif not self._layout.checkout(task.id).is_dir():
-            raise TurnFailure(_ELSEWHERE)
+                await self._state.ensure_working_copy(task)
+            except StateUnavailable as exc:
+                raise TurnFailure(f"{_NOT_RESTORED}: {exc}") from None
         async with self._planner.plan(task, workspace) as plan:
             await asyncio.to_thread(self._layout.prepare_task, task.id)
             # The container starts while the working copy is made: neither needs the other until the exec.
@@ -213,8 +218,12 @@ class TaskRunner:
         partial = ended_by is not None or status != TaskStatus.SUCCEEDED
         snapshot = await self._commit(task, task.head_commit or base, partial=partial, author=plan.author)
         clock.lap("commit")
+        stored = await self._state.save(task, task.head_commit or base, snapshot.commit.commit if snapshot.commit else None)
+        clock.lap("store")
         # The last agent events, the commit and the status go out in the turn's final transaction.
         closing = [(e.type, e.data) for e in events] + _snapshot_events(task, snapshot, partial)
+        if stored is not None:
+            closing.append(("notice", {"level": "warning", "code": "state_not_stored", "message": stored}))
         return TurnReport(status=status, error=error, outcome=outcome, commit=snapshot.commit, events=closing,
                           timings=clock.laps)
 

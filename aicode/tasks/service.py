@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -21,6 +21,7 @@ from aicode.git.patches import PatchSeriesError
 from aicode.git.store import GitStore
 from aicode.streaming.bus import TaskEventBus, WireEvent
 from aicode.tasks.models import ACTIVE_STATUSES, TERMINAL_STATUSES, TaskEvent, TaskRecord, TaskStatus
+from aicode.tasks.portable import PortableState, StateUnavailable
 from aicode.tasks.queue_repo import TaskQueueRepo
 from aicode.tasks.repo import TaskRepo
 from aicode.tasks.supervisor import TaskSupervisor
@@ -37,8 +38,8 @@ T = TypeVar("T")
 class TaskService:
     def __init__(
         self, tasks: TaskRepo, queue: TaskQueueRepo, bus: TaskEventBus, workspaces: WorkspaceService,
-        supervisor: TaskSupervisor, store: GitStore, access: AccessService, changes: AccessChanges, audit: AuditLog,
-        *, default_timeout_s: int, max_timeout_s: int = 6 * 3600, max_queued_per_user: int = 50,
+        supervisor: TaskSupervisor, store: GitStore, state: PortableState, access: AccessService,
+        changes: AccessChanges, audit: AuditLog, *, default_timeout_s: int, max_timeout_s: int = 6 * 3600, max_queued_per_user: int = 50,
     ) -> None:
         self._tasks = tasks
         self._queue = queue
@@ -46,6 +47,7 @@ class TaskService:
         self._workspaces = workspaces
         self._supervisor = supervisor
         self._store = store
+        self._state = state
         self._access = access
         self._changes = changes
         self._audit = audit
@@ -171,27 +173,34 @@ class TaskService:
         task = await self.get(actor, task_id)
         if not (task.base_commit and task.head_commit):
             return ""
-        return await self._review(task, self._store.diff(task.workspace_id, task.base_commit, task.head_commit))
+        base, head = task.base_commit, task.head_commit
+        return await self._review(actor, task, lambda: self._store.diff(task.workspace_id, base, head))
 
     async def files(self, actor: UserRecord, task_id: UUID) -> list[FileChange]:
         task = await self.get(actor, task_id)
         if not (task.base_commit and task.head_commit):
             return []
-        return await self._review(task, self._store.files(task.workspace_id, task.base_commit, task.head_commit))
+        base, head = task.base_commit, task.head_commit
+        return await self._review(actor, task, lambda: self._store.files(task.workspace_id, base, head))
 
     async def patch_series(self, actor: UserRecord, task_id: UUID) -> str:
         """The task's commits as an mbox patch series (`git format-patch --stdout base..head`); '' if none."""
         task = await self.get(actor, task_id)
         if not (task.base_commit and task.head_commit):
             return ""
-        return await self._review(task, self._store.patch_series(task.workspace_id, task.base_commit, task.head_commit,
-                                                           f"aicode {__version__}"))
+        base, head = task.base_commit, task.head_commit
+        signature = f"aicode {__version__}"
+        return await self._review(actor, task,
+                                  lambda: self._store.patch_series(task.workspace_id, base, head, signature))
 
-    async def _review(self, task: TaskRecord, reading: Awaitable[T]) -> T:
+    async def _review(self, actor: UserRecord, task: TaskRecord, read: Callable[[], Awaitable[T]]) -> T:
+        """`read()` from this node's store, with the task's commits restored there first when another
+        node made them."""
         try:
-            return await reading
+            await self._workspaces.ensure_local(await self._workspaces.get(actor, task.workspace_id))
+            await self._state.ensure_commits(task)
+            return await read()
+        except StateUnavailable as exc:
+            raise ConflictError(f"the task's commits cannot be restored on this node: {exc}") from None
         except (CheckoutError, PatchSeriesError, KeyError, ValueError) as exc:
-            if task.node is not None and task.node != self._supervisor.node:
-                raise ConflictError(f"the task's commits are in the store of node {task.node!r}, which ran it; "
-                                    "ask that node") from None
             raise ConflictError(f"the task's commits cannot be read from the workspace's store: {exc}") from None
