@@ -1,6 +1,7 @@
 """Benchmark: several nodes sharing one PostgreSQL queue (fake agent).
 
     python benchmarks/nodes.py [--tasks 200] [--lease 6]
+    python benchmarks/nodes.py --tasks 60 --work 3     # throughput only, turns of 3 s agent work
 
 Prints: claim latency on an idle node (submit → `running`, from the events' database timestamps)
 p50/p99; N tasks through 1 node and through 3 nodes (throughput ratio, CPU seconds per node);
@@ -59,7 +60,7 @@ class Cluster:
                "AICODE_LOCAL_REPO_ROOTS": str(self.tmp / "repos"), "AICODE_WORKSPACE_IMAGE": self.image,
                "AICODE_WORKSPACE_NETWORK": "none", "AICODE_MAX_CONCURRENT_TASKS": "2",
                "AICODE_REDIS_URL": os.environ.get("AICODE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
-               "AICODE_LOG_LEVEL": "warning"}
+               "AICODE_MAX_QUEUED_PER_USER": "1000", "AICODE_LOG_LEVEL": "warning"}
         process = subprocess.Popen([sys.executable, "-m", "aicode", "serve"], env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         node = Node(name, process, f"http://127.0.0.1:{port}")
@@ -165,7 +166,8 @@ async def _background_transactions(made: Cluster) -> tuple[float, float]:
     return idle_per_s, max(0.0, (after - middle - idle_per_s * 0.1) / 20)
 
 
-async def throughput(image: str, count: int, nodes: int, lease_s: int) -> tuple[float, dict[str, float], float]:
+async def throughput(image: str, count: int, nodes: int, lease_s: int, prompt: str = "@say hi"
+                     ) -> tuple[float, dict[str, float], float]:
     """Tasks per second through `nodes` nodes, each node's CPU seconds, and database transactions per
     turn (submit to end; the cluster's idle heartbeats and this benchmark's own listings taken out)."""
     async with cluster(image, lease_s) as made:
@@ -176,7 +178,7 @@ async def throughput(image: str, count: int, nodes: int, lease_s: int) -> tuple[
         xacts_before, _ = await _database_counters(made.database)
         started = time.perf_counter()
         for _ in range(count):
-            await made.submit("@say hi")
+            await made.submit(prompt)
         polls = await _all_ended(made, count)
         elapsed = time.perf_counter() - started
         xacts_after, _ = await _database_counters(made.database)
@@ -211,8 +213,17 @@ async def claim_and_failover(image: str, lease_s: int) -> None:
               f"(lease {lease_s} s: {took / lease_s:.2f} x lease)")
 
 
-async def main(count: int, lease_s: int) -> None:
+async def main(count: int, lease_s: int, work_s: float) -> None:
     image = await fake_image()
+    if work_s:
+        # Turns where the agent works `work_s` seconds: the nodes' slots, not this machine's Docker
+        # engine, bound the throughput.
+        prompt = f"@sleep {work_s}"
+        one, cpu_one, _ = await throughput(image, count, 1, lease_s, prompt)
+        three, cpu_three, _ = await throughput(image, count, 3, lease_s, prompt)
+        print(f"{count} tasks of {work_s} s agent work through 1 node: {one:.2f} tasks/s (CPU s {cpu_one}); "
+              f"through 3 nodes: {three:.2f} tasks/s (CPU s {cpu_three}); ratio {three / one:.2f}")
+        return
     await claim_and_failover(image, lease_s)
     one, cpu_one, xacts = await throughput(image, count, 1, lease_s)
     three, cpu_three, xacts_three = await throughput(image, count, 3, lease_s)
@@ -225,5 +236,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--lease", type=int, default=6)
+    parser.add_argument("--work", type=float, default=0.0,
+                        help="seconds of agent work per task: measure only throughput, 1 vs 3 nodes")
     args = parser.parse_args()
-    asyncio.run(main(args.tasks, args.lease))
+    asyncio.run(main(args.tasks, args.lease, args.work))
