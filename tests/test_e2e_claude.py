@@ -293,3 +293,36 @@ async def test_my_usage_shows_what_a_task_spent_this_month(
     assert task["status"] == "succeeded", task
     usage = (await client.get("/api/me/usage", headers=alice)).json()
     assert usage["month_spent_usd"] > 0
+
+
+async def test_the_real_cli_resumes_its_session_on_another_node(
+    settings: Settings, mock: MockAnthropic, source_repo, tmp_path: Path
+) -> None:
+    # Two nodes sharing the database; the first is gone by the time of the follow-up.
+    first = dataclasses.replace(settings, workspace_image=IMAGE, anthropic_upstream=mock.url, task_timeout_s=240,
+                                node_name="first")
+    second = dataclasses.replace(first, data_dir=tmp_path / "second-node", node_name="second")
+    async with AsyncTestClient(app=create_app(first)) as client:
+        _, workspace, alice = await _alice_with_a_workspace(client, source_repo)
+        mock.script([
+            reply(tool_use("Write", {"file_path": "/workspace/hello.txt", "content": "hello from node one\n"})),
+            reply(text("Wrote hello.txt on the first node.")),
+        ])
+        task = await finished(client, alice, (await submit(client, alice, workspace["id"], "Create hello.txt."))["id"],
+                              timeout=200)
+        assert (task["status"], task["node"]) == ("succeeded", "first"), task
+    first_turn_requests = len(mock.requests)
+    async with AsyncTestClient(app=create_app(second)) as client:
+        mock.script([
+            reply(tool_use("Write", {"file_path": "/workspace/second.txt", "content": "second node\n"})),
+            reply(text("Added second.txt.")),
+        ])
+        again = await submit_follow_up(client, alice, task["id"], "Now add second.txt.", timeout=200)
+        assert (again["status"], again["node"], again["turns"]) == ("succeeded", "second", 2), again
+        assert again["session_id"] == task["session_id"]
+        # --resume on the second node: the model sees the first node's conversation.
+        resumed = _conversation_text(mock.requests[first_turn_requests])
+        assert "Create hello.txt." in resumed and "Wrote hello.txt on the first node." in resumed
+        files = {f["path"] for f in (await client.get(f"/api/tasks/{task['id']}/files", headers=alice)).json()}
+        assert files == {"hello.txt", "second.txt"}
+        assert (second.data_dir / "tasks" / task["id"] / "checkout" / "hello.txt").read_text() == "hello from node one\n"
