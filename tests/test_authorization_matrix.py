@@ -253,6 +253,7 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Call]] = {
     ("POST", "/settings/credential/remove"): (as_page(SIGNED_IN), own_credential("POST", "/settings/credential/remove")),
     ("GET", "/admin"): (as_page(ADMIN_ONLY), call("GET", "/admin")),
     ("GET", "/admin/audit"): (as_page(ADMIN_ONLY), call("GET", "/admin/audit")),
+    ("GET", "/admin/nodes"): (as_page(ADMIN_ONLY), call("GET", "/admin/nodes")),
     ("POST", "/admin/users"): (as_page(ADMIN_ONLY), call("POST", "/admin/users", data=form(
         username=lambda w: w.unique("pg"), password="pg-password-1"))),
     ("POST", "/admin/users/{user_id:uuid}"): (as_page(ADMIN_ONLY), call("POST", "/admin/users/{zed_id}", data={

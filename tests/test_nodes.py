@@ -227,3 +227,13 @@ async def test_a_follow_up_through_another_node_resumes_the_session_and_any_node
         assert patch.status_code == 200 and patch.text.count("\nSubject: ") == 2, patch.text[:500]
         for api in (on_c, other):
             await api.client.aclose()
+
+
+async def test_a_single_server_is_a_node_listed_in_the_api_and_on_the_admin_page(client, admin_headers, settings
+                                                                                 ) -> None:
+    listed = (await client.get("/api/admin/nodes", headers=admin_headers)).json()
+    assert [(n["name"], n["alive"], n["capacity"]) for n in listed] == [
+        (settings.node_name, True, settings.max_concurrent_tasks)]
+    page = await client.get("/admin/nodes", headers=admin_headers)
+    assert page.status_code == 200
+    assert f'data-node="{settings.node_name}"' in page.text and "(this one)" in page.text

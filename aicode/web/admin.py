@@ -1,4 +1,5 @@
-"""The admin page: create users, disable or enable them, reset passwords. Members get a 403."""
+"""The admin pages: users (create, disable or enable, reset passwords), the audit trail, the nodes.
+Members get a 403."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from aicode.auth.models import UserRecord
 from aicode.auth.schemas import UserCreate, UserUpdate
 from aicode.auth.service import AuthService
 from aicode.errors import AicodeError, InvalidInputError
+from aicode.nodes.repo import NodeRepo
 from aicode.web.forms import form_values, parse_form
 from aicode.web.templating import page
 
@@ -53,6 +55,12 @@ class AdminPages(Controller):
         events = await audit_log.events(actor=actor, action=action, since=None, before_id=None, limit=_AUDIT_SHOWN)
         return page("admin_audit.html", nav="admin", events=events, actor=actor or "", action=action or "",
                     shown=_AUDIT_SHOWN)
+
+    @get("/nodes")
+    async def nodes(self, request: Request[UserRecord, Any, Any], node_repo: NamedDependency[NodeRepo]) -> Template:
+        """The nodes sharing this database: alive or down, running of capacity, version, last heartbeat."""
+        return page("admin_nodes.html", nav="admin", nodes=await node_repo.list(),
+                    this_node=request.app.state.settings.node_name)
 
     @post("/users")
     async def create_user(self, request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService]
