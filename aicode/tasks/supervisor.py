@@ -164,6 +164,9 @@ class TaskSupervisor:
             except _DATABASE_DOWN as exc:
                 log.warning("queue.claim_failed", error=str(exc))
                 task = None
+            except Exception as exc:  # a bug must not end this node's dispatching for good
+                log.error("queue.claim_crashed", exc_info=exc)
+                task = None
             except BaseException:
                 self._slots.release()
                 raise
@@ -213,14 +216,21 @@ class TaskSupervisor:
             except _DATABASE_DOWN as exc:
                 self._steady_beats = 0
                 log.warning("node.heartbeat_failed", node=self.node, error=str(exc))
+            except Exception as exc:  # a bug must not stop the heartbeat: the lease would run out
+                self._steady_beats = 0
+                log.error("node.heartbeat_crashed", node=self.node, exc_info=exc)
 
     async def _beat(self) -> None:
         config = self._config
         renewed = await self._nodes.renew(config.name, self._incarnation, running=len(self._running),
                                           draining=self._draining, lease_s=config.lease_s)
-        if not renewed:
+        if not renewed and not self._draining:
+            # Two processes under one name cannot both hold its lease: this one takes no more turns.
             log.error("node.superseded", node=config.name,
-                      detail="another process joined under this node name: its turns are its own now")
+                      detail="another process joined under this node name and holds its lease now; this one "
+                             "claims no more turns. Give each node its own AICODE_NODE_NAME")
+            self._draining = True
+            self.wake()
         # Turns another node has meanwhile marked `interrupted` (this node's lease ran out while it was
         # paused or cut off): stop them, their outcome is no longer this node's to record.
         mine = await self._queue.running_on(config.name) if renewed else set()
