@@ -8,8 +8,8 @@ import contextlib
 from typing import Any
 from uuid import UUID
 
-from aicode.agents.claude import ClaudeStreamParser
 from aicode.agents.lines import LineSplitter
+from aicode.agents.registry import StreamParser
 from aicode.containers.runtime import STDERR, ContainerError, ContainerRuntime, ExecResult
 from aicode.streaming.bus import TaskEventBus
 from aicode.tasks.turn_plan import TurnFailure
@@ -48,7 +48,7 @@ class AgentExecution:
 
     async def watch(
         self, task_id: UUID, container_id: str, argv: list[str], env: dict[str, str], timeout_s: float,
-        parser: ClaudeStreamParser, result: ExecResult, stop: StopSignal,
+        parser: StreamParser, result: ExecResult, stop: StopSignal,
     ) -> tuple[str, str | None]:
         """Stream the agent's output until it exits, is stopped, or times out; returns (stderr tail, why ended)."""
         tail = bytearray()
@@ -74,7 +74,7 @@ class AgentExecution:
 
     async def _pump(
         self, task_id: UUID, container_id: str, argv: list[str], env: dict[str, str],
-        parser: ClaudeStreamParser, result: ExecResult, tail: bytearray,
+        parser: StreamParser, result: ExecResult, tail: bytearray,
     ) -> None:
         """Turn output chunks into events; a separate writer stores whatever has piled up in one transaction."""
         pending: asyncio.Queue[EventBatch | None] = asyncio.Queue()

@@ -11,7 +11,6 @@ from uuid import UUID
 
 import structlog
 
-from aicode.agents.claude import ClaudeDriver
 from aicode.agents.events import TurnOutcome
 from aicode.background import BackgroundTasks
 from aicode.containers.confinement import NetworkConfinement
@@ -127,7 +126,6 @@ class TaskRunner:
         self._holders = holders
         self._mirrors = mirrors
         self._state = state
-        self._driver = ClaudeDriver()
         self._execution = AgentExecution(runtime, bus)
         self._removals = BackgroundTasks()
         # Per task, what the last turn still does after it ended (its agent's own commit, removing its
@@ -200,7 +198,7 @@ class TaskRunner:
             clock.lap("prepare")
             container_id, holder = await starting
             clock.lap("container")
-            parser = self._driver.parser()
+            parser = plan.driver.parser()
             result = ExecResult()
             ended_by: str | None = "crashed"
             try:

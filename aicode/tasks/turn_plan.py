@@ -12,7 +12,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from aicode.agents.claude import AgentTurn, ClaudeDriver, ModelAccess
+from aicode.agents.claude import AgentTurn, ModelAccess
+from aicode.agents.registry import AgentDriver, UnknownAgent, driver_for
 from aicode.auth.repo import UserRepo
 from aicode.credentials.service import CredentialService
 from aicode.gateway.grants import GrantStore
@@ -57,6 +58,7 @@ class PlannerConfig:
 
 @dataclass(slots=True)
 class TurnPlan:
+    driver: AgentDriver  # the task's agent CLI: its command, and the parser of its output
     argv: list[str]
     env: dict[str, str] = field(repr=False)
     network: str  # the container's Docker network mode
@@ -90,7 +92,6 @@ class TurnPlanner:
         self._grants = grants
         self._gateway = gateway
         self._users = users
-        self._driver = ClaudeDriver()
 
     async def author(self, user_id: UUID) -> tuple[str, str]:
         user = await self._users.get(user_id)
@@ -122,10 +123,14 @@ class TurnPlanner:
                 "credential: store yours with PUT /api/me/credentials/anthropic (an api_key, or an oauth_token "
                 "from `claude setup-token`), or an owner stores one with "
                 "PUT /api/workspaces/{id}/credentials/anthropic")
+        try:
+            driver = driver_for(task.agent)
+        except UnknownAgent as exc:
+            raise TurnFailure(str(exc)) from None
         policy, network = self.network(workspace)
         prompt = task.pending_prompt or task.prompt
         turn = AgentTurn(prompt=prompt, model=task.model, max_turns=task.max_turns, resume_session_id=task.session_id)
-        argv = self._driver.command(turn)
+        argv = driver.command(turn)
         if task.turns > 0:
             argv = after_git_sync(argv)
         grant, access, extra, confine_to = None, None, {}, None
@@ -135,11 +140,12 @@ class TurnPlanner:
                 endpoint = await self._gateway.endpoint()
                 confine_to = (endpoint.address, (endpoint.http_port, endpoint.proxy_port))
         try:
-            env = self._driver.environment(access, self._config.agent_env, CONFIG_DIR)
+            env = driver.environment(access, self._config.agent_env, CONFIG_DIR)
             # Commits the agent makes itself carry the same identities as the ones aicode makes.
             env |= {"HOME": AGENT_HOME, "GIT_AUTHOR_NAME": author[0], "GIT_AUTHOR_EMAIL": author[1],
                     "GIT_COMMITTER_NAME": COMMITTER[0], "GIT_COMMITTER_EMAIL": COMMITTER[1], **extra}
-            yield TurnPlan(argv=argv, env=env, network=network, author=author, grant=grant, confine_to=confine_to)
+            yield TurnPlan(driver=driver, argv=argv, env=env, network=network, author=author, grant=grant,
+                           confine_to=confine_to)
         finally:
             if grant is not None:
                 await self._grants.revoke(grant)
