@@ -81,8 +81,8 @@ from aicode.request_log import RequestLogMiddleware
 from aicode.settings import NETWORK_POLICIES, Settings, SettingsError
 from aicode.storage.identity import HostIdentities, server_identities
 from aicode.storage.layout import DataLayout
-from aicode.streaming.bus import TaskEventBus
 from aicode.tasks.controller import TaskController, TaskStreamController
+from aicode.tasks.events import TaskEventBus
 from aicode.tasks.portable import PortableState
 from aicode.tasks.queue_repo import TaskQueueRepo
 from aicode.tasks.repo import TaskEventRepo, TaskRepo

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from aicode.app import build_channels
 from aicode.db.pool import Database
-from aicode.streaming.bus import TaskEventBus
+from aicode.tasks.events import TaskEventBus
 from aicode.tasks.repo import TaskEventRepo
 
 REDIS_URL = os.environ.get("AICODE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -17,8 +17,8 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 
 from aicode.auth.models import UserRecord
 from aicode.errors import AicodeError
-from aicode.streaming.bus import WireEvent
-from aicode.streaming.heartbeat import with_heartbeats
+from aicode.http.heartbeat import with_heartbeats
+from aicode.tasks.events import WireEvent
 from aicode.tasks.models import TaskRecord
 from aicode.tasks.schemas import FileEntry, FollowUp, Task, TaskCreate
 from aicode.tasks.service import TaskService

@@ -11,7 +11,7 @@ from uuid import UUID
 from aicode.agents.lines import LineSplitter
 from aicode.agents.registry import StreamParser
 from aicode.containers.runtime import STDERR, ContainerError, ContainerRuntime, ExecResult
-from aicode.streaming.bus import TaskEventBus
+from aicode.tasks.events import TaskEventBus
 from aicode.tasks.turn_plan import TurnFailure
 
 __all__ = ["AgentExecution", "StopSignal"]

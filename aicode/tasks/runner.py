@@ -23,7 +23,7 @@ from aicode.git.checkout import CheckoutError, CommitInfo
 from aicode.git.store import GitStore, Snapshot
 from aicode.git.worker import GitWorkerError
 from aicode.storage.layout import DataLayout
-from aicode.streaming.bus import TaskEventBus
+from aicode.tasks.events import TaskEventBus
 from aicode.tasks.execution import AgentExecution, StopSignal
 from aicode.tasks.models import TaskRecord, TaskStatus
 from aicode.tasks.portable import PortableState, StateUnavailable

@@ -19,7 +19,7 @@ from aicode.errors import ConflictError, InvalidInputError, TooManyError
 from aicode.git.checkout import CheckoutError, FileChange
 from aicode.git.patches import PatchSeriesError
 from aicode.git.store import GitStore
-from aicode.streaming.bus import TaskEventBus, WireEvent
+from aicode.tasks.events import TaskEventBus, WireEvent
 from aicode.tasks.models import ACTIVE_STATUSES, TERMINAL_STATUSES, TaskEvent, TaskRecord, TaskStatus
 from aicode.tasks.portable import PortableState, StateUnavailable
 from aicode.tasks.queue_repo import TaskQueueRepo

@@ -22,7 +22,7 @@ from aicode.containers.runtime import ContainerError, ContainerRuntime
 from aicode.db.notifications import Notifications
 from aicode.nodes.repo import NodeRepo
 from aicode.settings import SettingsError
-from aicode.streaming.bus import TaskEventBus
+from aicode.tasks.events import TaskEventBus
 from aicode.tasks.models import TaskRecord, TaskStatus
 from aicode.tasks.queue_repo import CANCEL_CHANNEL, QUEUE_CHANNEL, TaskQueueRepo
 from aicode.tasks.runner import StopSignal, TaskRunner

@@ -1,1 +1,0 @@
-"""Task events: persisted with gapless seqs, fanned out live, replayed on reconnect."""
