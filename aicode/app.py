@@ -103,7 +103,7 @@ log = structlog.get_logger(__name__)
 MAX_REQUEST_BODY_BYTES = 1024 * 1024
 
 
-def _domain_error(_: Request, exc: AicodeError) -> Response[dict[str, object]]:
+def _domain_error(_: Request[Any, Any, Any], exc: AicodeError) -> Response[dict[str, object]]:
     # A message may quote a URL the client sent: its embedded credentials are never echoed back.
     detail = redact_userinfo(exc.detail)
     headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
@@ -121,7 +121,7 @@ def _detail(exc: HTTPException) -> str:
     return f"{exc.detail}: {'; '.join(problems)}" if problems else exc.detail
 
 
-def _unexpected_error(request: Request, exc: Exception) -> Response[dict[str, object]]:
+def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
     if isinstance(exc, HTTPException) and exc.status_code < 500:
         body: dict[str, object] = {"status_code": exc.status_code, "detail": _detail(exc)}
         if exc.extra:

@@ -82,7 +82,7 @@ class MemberRepo:
         async with self._db.transaction() as conn:
             await self._lock_members(conn, workspace_id)
             await self._keep_an_owner(conn, workspace_id, user_id)
-            status = await conn.execute(
+            status: str = await conn.execute(
                 "DELETE FROM workspace_members WHERE workspace_id = $1 AND user_id = $2", workspace_id, user_id)
         return status.endswith(" 1")
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from aicode.agents.events import AgentEvent, TokenCount, TurnOutcome, cap_utf8, notice, tail_utf8
 from aicode.agents.lines import Line
@@ -390,7 +390,7 @@ def _parse_object(text: str) -> dict[str, Any] | None:
     if not isinstance(obj, dict):
         return None
     if _UNSTORABLE_ESCAPE.search(text):
-        obj = _storable(obj)
+        return cast(dict[str, Any], _storable(obj))  # _storable keeps a dict a dict
     return obj
 
 

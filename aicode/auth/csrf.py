@@ -9,6 +9,7 @@ CLI) need no token. Every other state-changing request must echo the CSRF cookie
 from __future__ import annotations
 
 from litestar.config.csrf import CSRFConfig
+from litestar.enums import ScopeType
 from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.types import Receive, Scope, Send
@@ -26,7 +27,7 @@ class BearerExemptCSRFMiddleware(CSRFMiddleware):
     """Litestar's double-submit CSRF check, except for requests carrying an `Authorization` header."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and any(name == b"authorization" for name, _ in scope["headers"]):
+        if scope["type"] == ScopeType.HTTP and any(name == b"authorization" for name, _ in scope["headers"]):
             await self.app(scope, receive, send)
             return
         await super().__call__(scope, receive, send)

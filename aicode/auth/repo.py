@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 from uuid import UUID
 
 import asyncpg
@@ -26,7 +27,7 @@ class UserRepo:
         self._db = db
 
     async def count(self) -> int:
-        return await self._db.pool.fetchval("SELECT count(*) FROM users")
+        return cast(int, await self._db.pool.fetchval("SELECT count(*) FROM users"))
 
     async def get(self, user_id: UUID) -> UserRecord | None:
         return _user(await self._db.pool.fetchrow(f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", user_id))
@@ -138,14 +139,14 @@ class TokenRepo:
         )
 
     async def list(self, user_id: UUID) -> list[asyncpg.Record]:
-        return await self._db.pool.fetch(
+        return cast(list[asyncpg.Record], await self._db.pool.fetch(
             """SELECT id, name, prefix, created_at, last_used_at FROM api_tokens
                WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at""",
             user_id,
-        )
+        ))
 
     async def revoke(self, user_id: UUID, token_id: UUID) -> bool:
-        status = await self._db.pool.execute(
+        status: str = await self._db.pool.execute(
             "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
             token_id,
             user_id,

@@ -7,6 +7,7 @@ import hashlib
 import os
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 from uuid import UUID, uuid4
 
 import structlog
@@ -176,7 +177,8 @@ class AuthService:
         return user
 
     async def is_jwt_revoked(self, token: Token) -> bool:
-        return token.jti is not None and await self._revoked.contains(token.jti)
+        # This server's tokens carry one id (issue_jwt), never the list JWT also allows.
+        return token.jti is not None and await self._revoked.contains(cast(str, token.jti))
 
     async def sign_out(self, user: UserRecord, token: Token) -> None:
         """The session's JWT stops working (a copied cookie too)."""
@@ -185,18 +187,18 @@ class AuthService:
 
     async def revoke_jwt(self, token: Token) -> None:
         if token.jti is not None:
-            await self._revoked.add(token.jti, token.exp)
+            await self._revoked.add(cast(str, token.jti), token.exp)  # a str: see is_jwt_revoked
 
     # -- API tokens ----------------------------------------------------------------------------
 
-    async def create_api_token(self, user: UserRecord, name: str) -> tuple[str, dict]:
+    async def create_api_token(self, user: UserRecord, name: str) -> tuple[str, dict[str, Any]]:
         token = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
         row = await self._tokens.insert(user.id, name, _token_hash(token), token[: len(API_TOKEN_PREFIX) + 6])
         log.info("api_token.created", username=user.username, token_id=str(row["id"]), name=name)
         await self._record(user, "token.create", ("api_token", row["id"]), name=name)
         return token, dict(row)
 
-    async def list_api_tokens(self, user: UserRecord) -> list[dict]:
+    async def list_api_tokens(self, user: UserRecord) -> list[dict[str, Any]]:
         return [dict(row) for row in await self._tokens.list(user.id)]
 
     async def revoke_api_token(self, user: UserRecord, token_id: UUID) -> None:

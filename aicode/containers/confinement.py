@@ -82,7 +82,7 @@ class _Netlink:
         """Send one message; the payloads answered (a dump's entries), raising on a netlink error."""
         self._seq += 1
         self._sock.send(_HEADER.pack(_HEADER.size + len(body), kind, flags, self._seq, 0) + body)
-        replies = []
+        replies: list[bytes] = []
         while True:
             data = self._sock.recv(1 << 16)
             offset = 0

@@ -13,6 +13,7 @@ import errno
 import ipaddress
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 import aiodocker
 import aiohttp
@@ -73,7 +74,7 @@ class AgentNetwork:
         address = self._host_address(info) or await self._own_address(info)
         return NetworkPlace(network=self._name, address=address)
 
-    async def _inspect(self) -> dict | None:
+    async def _inspect(self) -> dict[str, Any] | None:
         try:
             network = await self._engine.client.networks.get(self._name)
             return await network.show()
@@ -82,7 +83,7 @@ class AgentNetwork:
                 return None
             raise AgentNetworkError(f"could not inspect the Docker network {self._name!r}: {exc.message}") from None
 
-    async def _create(self) -> dict:
+    async def _create(self) -> dict[str, Any]:
         config = {
             "Name": self._name, "Driver": "bridge", "Internal": True, "CheckDuplicate": True,
             "Labels": {LABEL: "agents"},
@@ -101,17 +102,18 @@ class AgentNetwork:
         return info
 
     @staticmethod
-    def _host_address(info: dict) -> str | None:
+    def _host_address(info: dict[str, Any]) -> str | None:
         """The network's gateway address, when it is an address of this host (aicode runs on the host)."""
         gateways = [c.get("Gateway") for c in (info.get("IPAM") or {}).get("Config") or [] if c.get("Gateway")]
         return next((gateway for gateway in gateways if _can_bind(gateway)), None)
 
-    async def _own_address(self, info: dict) -> str:
+    async def _own_address(self, info: dict[str, Any]) -> str:
         """aicode runs in a container of this engine: join it to the network and answer its address there."""
         own = socket.gethostname()  # Docker names a container's host after its id
         for container_id, endpoint in (info.get("Containers") or {}).items():
             if container_id.startswith(own) and endpoint.get("IPv4Address"):
-                return endpoint["IPv4Address"].split("/")[0]
+                address: str = endpoint["IPv4Address"]
+                return address.split("/")[0]
         try:
             container = await self._engine.client.containers.get(own)
             network = await self._engine.client.networks.get(self._name)
@@ -125,5 +127,6 @@ class AgentNetwork:
         joined = await self._inspect() or {}
         for container_id, endpoint in (joined.get("Containers") or {}).items():
             if container_id.startswith(container.id[:12]) and endpoint.get("IPv4Address"):
-                return endpoint["IPv4Address"].split("/")[0]
+                address = endpoint["IPv4Address"]
+                return address.split("/")[0]
         raise AgentNetworkError(f"joined the Docker network {self._name!r} but got no address on it")

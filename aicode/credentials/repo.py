@@ -31,7 +31,7 @@ class CredentialRepo:
         )
 
     async def delete(self, user_id: UUID, provider: str) -> bool:
-        status = await self._db.pool.execute(
+        status: str = await self._db.pool.execute(
             "DELETE FROM agent_credentials WHERE user_id = $1 AND provider = $2", user_id, provider
         )
         return status.endswith(" 1")
@@ -65,6 +65,6 @@ class WorkspaceCredentialRepo:
         )
 
     async def delete(self, workspace_id: UUID, provider: str) -> bool:
-        status = await self._db.pool.execute(
+        status: str = await self._db.pool.execute(
             "DELETE FROM workspace_credentials WHERE workspace_id = $1 AND provider = $2", workspace_id, provider)
         return status.endswith(" 1")

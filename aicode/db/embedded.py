@@ -70,9 +70,9 @@ class EmbeddedPostgres:
             import pgserver  # imported here: servers with an external database never need it
 
             with _path_kept_private(self.pgdata, reachable=False):
-                self._server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
+                server = self._server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
         log.info("embedded_postgres.started", pgdata=str(self.pgdata))
-        return self._server.get_uri(_DATABASE)
+        return server.get_uri(_DATABASE)
 
     async def ensure_database(self) -> None:
         """Create the aicode database on first start."""

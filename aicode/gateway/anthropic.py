@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -65,7 +66,7 @@ def build_anthropic_gateway(backend: GatewayBackend, prices: PriceTable, upstrea
     forwarder = _Forwarder(backend, prices, upstream.rstrip("/"), session)
 
     @route("/v1/{path:path}", http_method=_METHODS, name="anthropic_gateway")
-    async def forward(request: Request) -> Response[object]:
+    async def forward(request: Request[Any, Any, Any]) -> Response[Any]:
         return await forwarder.handle(request)
 
     return Litestar(
@@ -87,7 +88,7 @@ class _Forwarder:
         self._upstream_host = urlsplit(upstream).netloc or upstream
         self._session = session
 
-    async def handle(self, request: Request) -> Response[object]:
+    async def handle(self, request: Request[Any, Any, Any]) -> Response[Any]:
         token = _capability_token(request)
         grant = await self._backend.grant_for(token) if token else None
         if grant is None:
@@ -107,8 +108,8 @@ class _Forwarder:
         body = await request.body()
         return await self._forward(request, raw_path, body, grant, credential)
 
-    async def _forward(self, request: Request, raw_path: bytes, body: bytes, grant: TurnGrant,
-                       credential: ModelCredential) -> Response[object]:
+    async def _forward(self, request: Request[Any, Any, Any], raw_path: bytes, body: bytes, grant: TurnGrant,
+                       credential: ModelCredential) -> Response[Any]:
         query = request.scope.get("query_string", b"").decode("latin-1")
         target = self._upstream + quote(raw_path.decode("latin-1"), safe="/%:@!$&'()*+,;=-._~")
         url = URL(target + (f"?{quote(query, safe='=&%+/:,;@!$()*~._-')}" if query else ""), encoded=True)
@@ -178,7 +179,7 @@ class _Relay:
                       cost_usd=usage.cost_usd, error=repr(exc)[:500])
 
 
-def _capability_token(request: Request) -> str:
+def _capability_token(request: Request[Any, Any, Any]) -> str:
     if token := request.headers.get("x-api-key", "").strip():
         return token
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
@@ -234,12 +235,12 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _http_error(request: Request, exc: HTTPException) -> Response[dict[str, object]]:
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, object]]:
     messages = {404: "no such path", 413: f"request body larger than {MAX_REQUEST_BYTES // 2**20} MiB"}
     return anthropic_error(exc.status_code, messages.get(exc.status_code, exc.detail))
 
 
-def _internal_error(request: Request, exc: Exception) -> Response[dict[str, object]]:
+def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
     # The stack without exc_info: a renderer that shows locals would print the request's headers.
     log.error("gateway.failed", path=request.url.path, error=repr(exc)[:500],
               stack="".join(traceback.format_tb(exc.__traceback__)))

@@ -180,7 +180,7 @@ class EgressProxy:
                 infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
         except (OSError, TimeoutError) as exc:
             raise _Refusal(502, f"{target.host} could not be resolved", str(target), grant) from exc
-        addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
+        addresses = list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos))
         # Every address must pass: a name resolving to both a reachable and a forbidden address is a
         # rebinding trick, and which one a client would pick is not ours to guess.
         for address in addresses:

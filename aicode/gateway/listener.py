@@ -22,7 +22,7 @@ ANTHROPIC_UPSTREAM = "https://api.anthropic.com"
 # Answers stream for minutes, so only connecting is bounded; a stalled stream is the turn timeout's job.
 _CONNECT_TIMEOUT_S = 10.0
 # In-flight answers get this long to finish when the server stops; then they are cut.
-_SHUTDOWN_GRACE_S = 2.0
+_SHUTDOWN_GRACE_S = 2
 
 
 class GatewayStartError(OSError):

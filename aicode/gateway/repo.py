@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 from uuid import UUID
 
 from aicode.db.pool import Database
@@ -81,11 +82,11 @@ class UsageRepo:
         return Spend(**dict(row))
 
     async def month_spent_by_user(self, user_id: UUID) -> float:
-        return await self._db.pool.fetchval(
+        return cast(float, await self._db.pool.fetchval(
             f"SELECT coalesce(sum(cost_usd), 0) FROM model_usage WHERE user_id = $1 AND created_at >= {_MONTH_START}",
-            user_id)
+            user_id))
 
     async def month_spent_in_workspace(self, workspace_id: UUID) -> float:
-        return await self._db.pool.fetchval(
+        return cast(float, await self._db.pool.fetchval(
             f"""SELECT coalesce(sum(cost_usd), 0) FROM model_usage
-                WHERE workspace_id = $1 AND created_at >= {_MONTH_START}""", workspace_id)
+                WHERE workspace_id = $1 AND created_at >= {_MONTH_START}""", workspace_id))

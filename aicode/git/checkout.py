@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pygit2
 
+from aicode.git.diffstat import patches
 from aicode.git.worktree import MODE_EXECUTABLE, MODE_FILE, MODE_GITLINK, MODE_LINK, TreeEntry
 
 _MODE_TREE = 0o040000
@@ -84,17 +85,17 @@ def _write_tree(repo: pygit2.Repository, tree: pygit2.Tree, folder: Path, prefix
         mode = int(item.filemode)
         if mode == _MODE_TREE:
             target.mkdir(0o755)
-            _write_tree(repo, repo[item.id], target, path + "/", entries)
+            _write_tree(repo, repo[item.id].peel(pygit2.Tree), target, path + "/", entries)
             continue
         if mode == MODE_GITLINK:
             target.mkdir(0o755)  # an uninitialised submodule: an empty folder, as git leaves it
         elif mode == MODE_LINK:
-            os.symlink(repo[item.id].data, os.fsencode(target))
+            os.symlink(repo[item.id].peel(pygit2.Blob).data, os.fsencode(target))
         elif mode in (MODE_FILE, MODE_EXECUTABLE):
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             fd = os.open(target, flags, 0o755 if mode == MODE_EXECUTABLE else 0o644)
             with os.fdopen(fd, "wb") as out:
-                out.write(repo[item.id].data)
+                out.write(repo[item.id].peel(pygit2.Blob).data)
         else:
             continue
         entries.append(TreeEntry(path, mode, str(item.id)))
@@ -159,7 +160,7 @@ def commit_entries(mirror: Path, ref: str, parent: str, entries: list[TreeEntry]
         index = pygit2.Index()
         for entry in entries:
             try:
-                index.add(pygit2.IndexEntry(entry.path, pygit2.Oid(hex=entry.oid), entry.mode))
+                index.add(pygit2.IndexEntry(entry.path, pygit2.Oid(hex=entry.oid), pygit2.enums.FileMode(entry.mode)))
             except (pygit2.GitError, ValueError, OSError):
                 refused.append(entry.path)
         tree = index.write_tree(repo)
@@ -169,7 +170,7 @@ def commit_entries(mirror: Path, ref: str, parent: str, entries: list[TreeEntry]
         oid = repo.create_commit(None, pygit2.Signature(*author), pygit2.Signature(*committer), message, tree,
                                  [base.id])
         repo.references.create(ref, oid, force=True)
-        stats = repo.diff(base, repo[oid]).stats
+        stats = repo.diff(base, repo[oid].peel(pygit2.Commit)).stats
         return CommitInfo(commit=str(oid), files_changed=stats.files_changed, additions=stats.insertions,
                           deletions=stats.deletions), refused
     except (pygit2.GitError, KeyError, ValueError) as exc:
@@ -204,7 +205,7 @@ def diff_files(mirror: Path, base: str, head: str) -> list[FileChange]:
         diff = repo.diff(base, head)
         diff.find_similar()
         changes = []
-        for patch in diff:
+        for patch in patches(diff):
             _, additions, deletions = patch.line_stats
             delta = patch.delta
             changes.append(FileChange(path=delta.new_file.path, status=_STATUS.get(delta.status_char(), "modified"),

@@ -6,11 +6,12 @@ patch series made with pygit2 reads exactly like one from `git format-patch`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pygit2
 
-__all__ = ["MAIL_STAT_WIDTH", "diffstat", "quote_path", "summary"]
+__all__ = ["MAIL_STAT_WIDTH", "diffstat", "patches", "quote_path", "summary"]
 
 # format-patch's stat width (MAIL_DEFAULT_WRAP in git).
 MAIL_STAT_WIDTH = 72
@@ -47,6 +48,14 @@ def quote_path(path: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def patches(diff: pygit2.Diff) -> Iterator[pygit2.Patch]:
+    """The diff's patches. pygit2 has None for a file without changes, which only a diff asked to
+    include unmodified files holds: none here does."""
+    for patch in diff:
+        assert patch is not None
+        yield patch
+
+
 def _rename_name(a: str, b: str) -> str:
     """`dir/{old => new}`: git's pprint_rename, sharing the common directory prefix and suffix."""
     if _needs_quoting(a.encode()) or _needs_quoting(b.encode()):
@@ -77,7 +86,7 @@ def _rename_name(a: str, b: str) -> str:
 
 def _file_stats(diff: pygit2.Diff) -> list[_FileStat]:
     stats = []
-    for patch in diff:
+    for patch in patches(diff):
         delta = patch.delta
         if delta.status == pygit2.enums.DeltaStatus.RENAMED and delta.old_file.path != delta.new_file.path:
             name = _rename_name(delta.old_file.path, delta.new_file.path)
@@ -172,7 +181,7 @@ def diffstat(diff: pygit2.Diff, width: int = MAIL_STAT_WIDTH) -> str:
 def summary(diff: pygit2.Diff) -> str:
     """The `--summary` block: created, deleted and renamed files and mode changes."""
     lines = []
-    for patch in diff:
+    for patch in patches(diff):
         delta = patch.delta
         old, new = delta.old_file, delta.new_file
         if delta.status == pygit2.enums.DeltaStatus.ADDED:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pygit2
 
-from aicode.git.diffstat import diffstat, summary
+from aicode.git.diffstat import diffstat, patches, summary
 
 __all__ = ["PatchSeriesError", "format_patch_series", "mail_date"]
 
@@ -145,7 +145,7 @@ def _mail(repo: pygit2.Repository, commit: pygit2.Commit, number: int, total: in
     parts.append("\n" + (body + "\n" if body else ""))
     diff = repo.diff(commit.parents[0], commit, flags=pygit2.enums.DiffOption.SHOW_BINARY)
     diff.find_similar(flags=pygit2.enums.DiffFind.FIND_RENAMES)
-    patch_text = "".join(_git_file_header(patch.text or "") for patch in diff)
+    patch_text = "".join(_git_file_header(patch.text or "") for patch in patches(diff))
     parts += ["---\n", diffstat(diff), summary(diff), "\n", patch_text, f"-- \n{signature}\n\n"]
     return "".join(parts)
 

@@ -41,7 +41,7 @@ def _known(repo: pygit2.Repository, tree: pygit2.Tree, into: set[pygit2.Oid]) ->
         if entry.id in into:
             continue
         if entry.type_str == "tree":
-            _known(repo, repo[entry.id], into)
+            _known(repo, repo[entry.id].peel(pygit2.Tree), into)
         else:
             into.add(entry.id)
 
@@ -56,7 +56,7 @@ def _added(repo: pygit2.Repository, tree: pygit2.Tree, known: set[pygit2.Oid], o
         if entry.id in known or entry.type_str == "commit":  # a submodule's commit is not ours to carry
             continue
         if entry.type_str == "tree":
-            _added(repo, repo[entry.id], known, out)
+            _added(repo, repo[entry.id].peel(pygit2.Tree), known, out)
         else:
             known.add(entry.id)
             out.append(entry.id)

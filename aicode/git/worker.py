@@ -93,7 +93,7 @@ def _bind_store(git_root: Path) -> Path | None:
     if target is None:
         return None
     libc = ctypes.CDLL(None, use_errno=True)
-    steps = (
+    steps: tuple[Callable[[], int], ...] = (
         lambda: libc.unshare(_CLONE_NEWNS),
         # Private: nothing mounted here shows in the server's namespace, and the reverse.
         lambda: libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None),

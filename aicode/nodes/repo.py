@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from aicode.db.pool import Database
 from aicode.nodes.models import NodeRecord
 
@@ -15,7 +17,7 @@ class NodeRepo:
     async def join(self, name: str, version: str, capacity: int, lease_s: float, fingerprint: str) -> int:
         """Record this process as node `name` with a fresh lease; returns its incarnation (one more
         than the last process of that name had, so that process's heartbeats fail from now on)."""
-        return await self._db.pool.fetchval(
+        return cast(int, await self._db.pool.fetchval(
             """INSERT INTO nodes (name, version, capacity, lease_until, secret_fingerprint)
                VALUES ($1, $2, $3, now() + make_interval(secs => $4), $5)
                ON CONFLICT (name) DO UPDATE SET
@@ -24,7 +26,7 @@ class NodeRepo:
                    secret_fingerprint = EXCLUDED.secret_fingerprint, incarnation = nodes.incarnation + 1
                RETURNING incarnation""",
             name, version, capacity, lease_s, fingerprint,
-        )
+        ))
 
     async def alive_with_another_key(self, name: str, fingerprint: str) -> list[str]:
         """Live nodes other than `name` whose secret key is not the one with `fingerprint`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import cast
 from uuid import UUID
 
 import asyncpg
@@ -106,4 +107,4 @@ class TaskQueueRepo:
         return None if row is None else TaskRecord(**dict(row))
 
     async def count_queued(self) -> int:
-        return await self._db.pool.fetchval("SELECT count(*) FROM tasks WHERE status = 'queued'")
+        return cast(int, await self._db.pool.fetchval("SELECT count(*) FROM tasks WHERE status = 'queued'"))

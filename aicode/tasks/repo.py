@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import builtins
+from typing import Any, TypeAlias, cast
 from uuid import UUID
 
 import asyncpg
@@ -30,7 +31,7 @@ def _columns(table: str = "") -> str:
 
 _COLUMNS = _columns()
 TASK_COLUMNS = _COLUMNS
-Executor = asyncpg.Connection | asyncpg.Pool
+Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 def _record(row: asyncpg.Record | None) -> TaskRecord | None:
@@ -75,8 +76,8 @@ class TaskRepo:
 
     async def count_queued_by(self, user_id: UUID) -> int:
         """Turns `user_id` asked for that wait in the queue."""
-        return await self._db.pool.fetchval(
-            "SELECT count(*) FROM tasks WHERE status = 'queued' AND coalesce(turn_user_id, user_id) = $1", user_id)
+        return cast(int, await self._db.pool.fetchval(
+            "SELECT count(*) FROM tasks WHERE status = 'queued' AND coalesce(turn_user_id, user_id) = $1", user_id))
 
     async def transition(
         self, task_id: UUID, to: str, *, allowed_from: tuple[str, ...], conn: Executor | None = None,
@@ -132,7 +133,9 @@ class TaskEventRepo:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def append(self, conn: asyncpg.Connection, task_id: UUID, events: list[tuple[str, dict]]) -> list[TaskEvent]:
+    async def append(
+        self, conn: asyncpg.Connection, task_id: UUID, events: list[tuple[str, dict[str, Any]]]
+    ) -> list[TaskEvent]:
         """Give `events` the task's next seqs and store them; call inside a transaction.
 
         The counter row lock serialises writers of one task, which is what makes seqs gapless
@@ -163,7 +166,9 @@ class TaskEventRepo:
         )
         return [TaskEvent(task_id=task_id, **dict(row)) for row in rows]
 
-    async def list_latest(self, task_id: UUID, *, after: int, before: int | None, limit: int) -> list[TaskEvent]:
+    async def list_latest(
+        self, task_id: UUID, *, after: int, before: int | None, limit: int
+    ) -> builtins.list[TaskEvent]:
         """The newest `limit` events in (after, before), oldest first: a long task's tail without reading it all."""
         rows = await self._db.pool.fetch(
             """SELECT seq, ts, type, data FROM task_events

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -150,7 +151,7 @@ class TaskService:
         raise ConflictError(f"the task already ended ({current.status})")
 
     async def events(self, actor: UserRecord, task_id: UUID, *, after: int, limit: int, before: int | None = None,
-                     latest: bool = False) -> list[TaskEvent]:
+                     latest: bool = False) -> builtins.list[TaskEvent]:
         """Events in (after, before), oldest first: the first `limit` of them, or with `latest` the last."""
         await self.get(actor, task_id)
         return await self._bus.history(task_id, after=after, limit=limit, before=before, latest=latest)
@@ -176,7 +177,7 @@ class TaskService:
         base, head = task.base_commit, task.head_commit
         return await self._review(actor, task, lambda: self._store.diff(task.workspace_id, base, head))
 
-    async def files(self, actor: UserRecord, task_id: UUID) -> list[FileChange]:
+    async def files(self, actor: UserRecord, task_id: UUID) -> builtins.list[FileChange]:
         task = await self.get(actor, task_id)
         if not (task.base_commit and task.head_commit):
             return []

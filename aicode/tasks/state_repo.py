@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import cast
 from uuid import UUID
 
 from aicode.db.pool import Database
@@ -33,4 +34,5 @@ class TaskStateRepo:
         )
 
     async def session(self, task_id: UUID) -> bytes | None:
-        return await self._db.pool.fetchval("SELECT archive FROM task_sessions WHERE task_id = $1", task_id)
+        return cast(bytes | None, await self._db.pool.fetchval(
+            "SELECT archive FROM task_sessions WHERE task_id = $1", task_id))

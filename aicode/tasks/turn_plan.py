@@ -133,7 +133,8 @@ class TurnPlanner:
         argv = driver.command(turn)
         if task.turns > 0:
             argv = after_git_sync(argv)
-        grant, access, extra, confine_to = None, None, {}, None
+        extra: dict[str, str] = {}
+        grant, access, confine_to = None, None, None
         if policy != "none":
             grant, access, extra = await self._open_gateway(task, workspace, policy, ModelCredential(*stored))
             if policy in ("gateway", "allowlist"):

@@ -10,6 +10,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ExceptionHandlersMap
 
 from aicode.errors import AicodeError
 from aicode.web.templating import page
@@ -54,7 +55,7 @@ def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
     return page("error.html", status_code=status, title=title, detail=detail, status=status)
 
 
-PAGE_EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+PAGE_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     NotAuthorizedException: _to_sign_in,
     HTTPException: _error_page,
     AicodeError: _error_page,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import msgspec
@@ -46,7 +46,7 @@ async def _workspace_fields(request: Request[Any, Any, Any]) -> dict[str, Any]:
     limits = await form_values(request, _LIMIT_FIELDS)
     if limits:
         values["limits"] = limits
-    return msgspec.to_builtins(parse_form(values, WorkspaceCreate))
+    return cast(dict[str, Any], msgspec.to_builtins(parse_form(values, WorkspaceCreate)))  # a Struct becomes a dict
 
 
 class WorkspacePages(Controller):

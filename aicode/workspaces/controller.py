@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import msgspec
@@ -44,7 +44,7 @@ def workspace_out(ws: WorkspaceRecord, role: Role | None) -> Workspace:
 
 
 def _fields(data: msgspec.Struct) -> dict[str, Any]:
-    return msgspec.to_builtins(data)
+    return cast(dict[str, Any], msgspec.to_builtins(data))  # a Struct becomes a dict
 
 
 class WorkspaceController(Controller):

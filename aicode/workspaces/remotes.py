@@ -40,7 +40,7 @@ def check_remote_host(url: str, allowed_hosts: tuple[str, ...]) -> None:
         infos = socket.getaddrinfo(host, port or 443, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
         return  # no address at all: the fetch fails on its own, with the usual message
-    addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
+    addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
     if any(_internal(address) for address in addresses):
         raise InvalidInputError(
             f"the repository host {host!r} is on a local or private network, which this server does not fetch "

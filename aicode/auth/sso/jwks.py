@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 from jwt import PyJWK
@@ -95,7 +96,7 @@ class JwksCache:
             log.info("sso.jwks_fetched", url=self.url, keys=len(self._keys), forced=forced)
 
 
-def _parse_keys(body: dict) -> dict[str | None, PyJWK]:
+def _parse_keys(body: dict[str, Any]) -> dict[str | None, PyJWK]:
     """The usable signature keys of a JWKS document; keys of other uses or unknown types are skipped."""
     keys: dict[str | None, PyJWK] = {}
     for entry in body.get("keys") or []:

@@ -24,14 +24,17 @@ class ProviderError(UnavailableError):
 
 async def get_json(url: str, *, timeout_s: float = PROVIDER_TIMEOUT_S) -> dict[str, Any]:
     """GET a JSON object; ProviderError (naming the URL, never a credential) when that fails."""
-    return await _json_call("GET", url, timeout_s=timeout_s)
+    body: dict[str, Any] = await _json_call("GET", url, timeout_s=timeout_s)
+    return body
 
 
 async def post_form(
     url: str, form: Mapping[str, str], *, auth: tuple[str, str] | None = None, timeout_s: float = PROVIDER_TIMEOUT_S
 ) -> tuple[int, dict[str, Any]]:
     """POST a form and answer (status, JSON object); the status is the caller's to judge (OAuth errors are 400s)."""
-    return await _json_call("POST", url, form=form, auth=auth, timeout_s=timeout_s, any_status=True)
+    answer: tuple[int, dict[str, Any]] = await _json_call(
+        "POST", url, form=form, auth=auth, timeout_s=timeout_s, any_status=True)
+    return answer
 
 
 async def _json_call(method: str, url: str, *, timeout_s: float, form: Mapping[str, str] | None = None,

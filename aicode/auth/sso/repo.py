@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 from uuid import UUID
 
 import asyncpg
@@ -29,9 +30,9 @@ class ExternalIdentityRepo:
         self._db = db
 
     async def user_id(self, issuer: str, subject: str) -> UUID | None:
-        return await self._db.pool.fetchval(
+        return cast(UUID | None, await self._db.pool.fetchval(
             "SELECT user_id FROM external_identities WHERE issuer = $1 AND subject = $2", issuer, subject
-        )
+        ))
 
     async def provision(
         self, issuer: str, subject: str, usernames: Iterable[str], *, is_admin: bool
@@ -61,10 +62,10 @@ class ExternalIdentityRepo:
                 break
             try:
                 async with conn.transaction():  # a savepoint: a taken name must not abort the whole transaction
-                    return await conn.fetchval(
+                    return cast(UUID, await conn.fetchval(
                         "INSERT INTO users (username, password_hash, is_admin) VALUES ($1, $2, $3) RETURNING id",
                         username, SSO_PASSWORD_HASH, is_admin,
-                    )
+                    ))
             except asyncpg.UniqueViolationError as exc:
                 if not is_unique_violation(exc, "users_username_key"):
                     raise

@@ -73,7 +73,7 @@ def client_command(body: Callable[[Context], int]) -> Callable[[argparse.Namespa
 def resolve_workspace(api: ApiClient, name: str) -> dict[str, Any]:
     """The workspace called `name` (or with that id); shared workspaces may share a name: then the id."""
     workspaces = api.get("/api/workspaces")
-    found = [w for w in workspaces if name in (w["name"], w["id"])]
+    found: list[dict[str, Any]] = [w for w in workspaces if name in (w["name"], w["id"])]
     if len(found) == 1:
         return found[0]
     if found:
@@ -94,7 +94,7 @@ def resolve_task_id(api: ApiClient, ref: str) -> str:
     if len(prefix) < 4 or any(c not in "0123456789abcdef-" for c in prefix):
         raise ClientError(f"{ref!r} is not a task id (give the id, or at least 4 of its first characters)",
                           EXIT_USAGE)
-    matches = [task["id"] for task in api.get("/api/tasks", limit=500) if task["id"].startswith(prefix)]
+    matches: list[str] = [task["id"] for task in api.get("/api/tasks", limit=500) if task["id"].startswith(prefix)]
     if len(matches) == 1:
         return matches[0]
     if not matches:

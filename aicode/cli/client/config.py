@@ -55,7 +55,7 @@ def _read_file(path: Path) -> ClientConfig:
     if not isinstance(raw, dict):
         raise ClientError(f"the config file {path} is not a JSON object — delete it and run aicode login",
                           EXIT_FAILURE)
-    fields = {name: raw.get(name) for name in ClientConfig.__dataclass_fields__ if isinstance(raw.get(name), str)}
+    fields = {name: value for name in ClientConfig.__dataclass_fields__ if isinstance(value := raw.get(name), str)}
     return ClientConfig(**fields)
 
 

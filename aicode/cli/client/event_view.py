@@ -119,7 +119,7 @@ class EventView:
 
     def _on_tool_call(self, data: dict[str, Any]) -> list[Text]:
         name = str(data.get("name") or "tool")
-        arguments = data.get("input") if isinstance(data.get("input"), dict) else {}
+        arguments = given if isinstance(given := data.get("input"), dict) else {}
         key = next((str(arguments[k]) for k in _KEY_ARGUMENTS if isinstance(arguments.get(k), (str, int))), "")
         if self._cwd and key.startswith(self._cwd):
             key = key[len(self._cwd):]  # paths as the repository knows them, not the container

@@ -30,8 +30,8 @@ def _detail(response: httpx.Response) -> str:
         body = response.json()
     except ValueError:
         body = None
-    if isinstance(body, dict) and isinstance(body.get("detail"), str):
-        return body["detail"]
+    if isinstance(body, dict) and isinstance(detail := body.get("detail"), str):
+        return detail
     return f"{response.status_code} {response.reason_phrase}".strip()
 
 

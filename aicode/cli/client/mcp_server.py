@@ -56,7 +56,7 @@ class AicodeTools:
 
     def get_task(self, task_id: str) -> dict[str, Any]:
         """A task's status, error, branch, commit, cost and (once it has commits) the files it changed."""
-        task = self._api.get(f"/api/tasks/{resolve_task_id(self._api, task_id)}")
+        task: dict[str, Any] = self._api.get(f"/api/tasks/{resolve_task_id(self._api, task_id)}")
         files = self._api.get(f"/api/tasks/{task['id']}/files") if task.get("head_commit") else []
         return task | {"files": files}
 
