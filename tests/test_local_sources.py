@@ -300,3 +300,19 @@ def test_refusal_does_not_reveal_where_a_symlink_leads(root: Path, outside: Path
     detail = refusal(repo, (root,))
     assert str(root / "innocent") in detail
     assert "hidden-location" not in detail
+
+
+@pytest.mark.parametrize(("url", "token", "credential"), [
+    ("https://host.example/r.git", None, None),
+    ("https://TOKEN@host.example/r.git", None, ("x-access-token", "TOKEN")),
+    ("https://:TOKEN@host.example/r.git", None, ("x-access-token", "TOKEN")),
+    ("https://me:pw@host.example/r.git", None, ("me", "pw")),
+    ("https://me:old@host.example/r.git", "given", ("me", "given")),
+    ("https://host.example/r.git", "given", ("x-access-token", "given")),
+])
+def test_an_https_source_carries_a_user_name_with_every_secret(
+    url: str, token: str | None, credential: tuple[str, str] | None
+) -> None:
+    source = parse_repo_source(url, token, ())
+    assert source.url == "https://host.example/r.git"
+    assert source.credential == credential

@@ -44,13 +44,14 @@ def _https(raw: str, token: str | None, scheme: str = "https") -> RepoSource:
         # https://TOKEN@host/… is how several hosts hand out token URLs.
         user, secret = _DEFAULT_TOKEN_USER, user
     if token:
-        secret, user = token, user or _DEFAULT_TOKEN_USER
+        secret = token
     name = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # an IPv6 literal keeps its brackets
     host = name + (f":{parts.port}" if parts.port else "")
     clean = urlunsplit((scheme, host, parts.path, "", ""))
-    # `user` is None for an empty user name with a password (https://:secret@host), a case not handled yet.
+    # A secret without a user name (https://:TOKEN@host/…, or a token given apart) goes with the user name
+    # token URLs use.
     return RepoSource(url=clean, is_local=False,
-                      credential=(user, secret) if secret else None)  # type: ignore[arg-type]
+                      credential=(user or _DEFAULT_TOKEN_USER, secret) if secret else None)
 
 
 def _local(raw: str, roots: tuple[Path, ...], forbidden: tuple[Path, ...]) -> RepoSource:
