@@ -19,7 +19,7 @@ from aicode.auth.models import UserRecord
 from aicode.errors import AicodeError
 from aicode.http.heartbeat import with_heartbeats
 from aicode.tasks.events import WireEvent
-from aicode.tasks.models import TaskRecord
+from aicode.tasks.models import STATUSES, TaskRecord
 from aicode.tasks.schemas import FileEntry, FollowUp, Task, TaskCreate
 from aicode.tasks.service import TaskService
 
@@ -28,7 +28,6 @@ __all__ = ["TaskController", "TaskStreamController", "task_out"]
 # Event seqs are PostgreSQL bigints: a larger number is a 400 here, not an overflow in the database.
 MAX_SEQ = 2**63 - 1
 After = Annotated[int, QueryParameter(ge=0, le=MAX_SEQ, description="only events with seq greater than this")]
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 
 
 def task_out(task: TaskRecord) -> Task:

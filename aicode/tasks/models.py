@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-__all__ = ["ACTIVE_STATUSES", "TERMINAL_STATUSES", "TaskEvent", "TaskRecord", "TaskStatus"]
+__all__ = ["ACTIVE_STATUSES", "STATUSES", "TERMINAL_STATUSES", "TaskEvent", "TaskRecord", "TaskStatus"]
 
 
-class TaskStatus:
+class TaskStatus(StrEnum):
+    """Where a task is: waiting for a node, running a turn, or how its latest turn ended. A str, so it
+    compares equal to the status text in the database, the API and the events."""
+
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -23,6 +28,7 @@ ACTIVE_STATUSES = frozenset({TaskStatus.QUEUED, TaskStatus.RUNNING})
 TERMINAL_STATUSES = frozenset(
     {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.INTERRUPTED}
 )
+STATUSES: tuple[str, ...] = tuple(status.value for status in TaskStatus)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +46,7 @@ class TaskRecord:
     base_commit: str | None
     head_commit: str | None
     session_id: str | None
-    status: str
+    status: TaskStatus
     error: str | None
     pending_prompt: str | None
     turns: int
@@ -57,6 +63,10 @@ class TaskRecord:
     turn_user_id: UUID  # who asked for the pending or running turn: it runs with their credential
     max_cost_usd: float | None
     node: str | None  # the node that runs, or last ran, a turn of the task
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> TaskRecord:
+        return cls(**{**row, "status": TaskStatus(row["status"])})
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,7 +70,7 @@ class TaskQueueRepo:
                ON CONFLICT (user_id) DO UPDATE SET served_at = EXCLUDED.served_at""",
             picked["requester"],
         )
-        return None if row is None else TaskRecord(**dict(row))
+        return None if row is None else TaskRecord.from_row(row)
 
     async def running_on(self, node: str) -> set[UUID]:
         rows = await self._db.pool.fetch("SELECT id FROM tasks WHERE status = 'running' AND node = $1", node)
@@ -104,7 +104,7 @@ class TaskQueueRepo:
                 WHERE id = $1 AND status = 'running' AND node = $2 RETURNING {TASK_COLUMNS}""",
             task_id, node, error,
         )
-        return None if row is None else TaskRecord(**dict(row))
+        return None if row is None else TaskRecord.from_row(row)
 
     async def count_queued(self) -> int:
         return cast(int, await self._db.pool.fetchval("SELECT count(*) FROM tasks WHERE status = 'queued'"))

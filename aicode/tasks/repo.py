@@ -35,7 +35,7 @@ Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 def _record(row: asyncpg.Record | None) -> TaskRecord | None:
-    return None if row is None else TaskRecord(**dict(row))
+    return None if row is None else TaskRecord.from_row(row)
 
 
 class TaskRepo:
@@ -54,7 +54,7 @@ class TaskRepo:
             *(fields[c] for c in columns),
         )
         assert row is not None
-        return TaskRecord(**dict(row))
+        return TaskRecord.from_row(row)
 
     async def get(self, task_id: UUID, conn: Executor | None = None) -> TaskRecord | None:
         return _record(await self._x(conn).fetchrow(f"SELECT {_COLUMNS} FROM tasks WHERE id = $1", task_id))
@@ -72,7 +72,7 @@ class TaskRepo:
                 ORDER BY t.created_at DESC, t.id LIMIT $4""",
             viewer_id, workspace_id, status, limit,
         )
-        return [TaskRecord(**dict(row)) for row in rows]
+        return [TaskRecord.from_row(row) for row in rows]
 
     async def count_queued_by(self, user_id: UUID) -> int:
         """Turns `user_id` asked for that wait in the queue."""

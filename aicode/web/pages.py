@@ -12,7 +12,7 @@ from litestar.response import Template
 
 from aicode.auth.models import UserRecord
 from aicode.errors import NotFoundError
-from aicode.tasks.models import TERMINAL_STATUSES
+from aicode.tasks.models import TERMINAL_STATUSES, TaskStatus
 from aicode.tasks.queue_repo import TaskQueueRepo
 from aicode.tasks.service import TaskService
 from aicode.web.charts import usage_chart
@@ -35,7 +35,7 @@ class OverviewPages(Controller):
         supervisor = request.app.state.supervisor
         return page(
             "overview.html", nav="overview",
-            running=await dashboard.recent(viewer, limit=50, status="running"),
+            running=await dashboard.recent(viewer, limit=50, status=TaskStatus.RUNNING),
             recent=await dashboard.recent(viewer, limit=RECENT_TASKS),
             chart=usage_chart(await dashboard.usage(viewer, days=USAGE_DAYS)), usage_days=USAGE_DAYS,
             queued=await task_queue.count_queued(), slots_busy=supervisor.running,

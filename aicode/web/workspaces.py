@@ -17,7 +17,7 @@ from aicode.access.policy import Action, Role, permits
 from aicode.auth.models import UserRecord
 from aicode.errors import AicodeError
 from aicode.http.urls import redact_userinfo, without_userinfo
-from aicode.tasks.controller import STATUSES
+from aicode.tasks.models import STATUSES
 from aicode.tasks.schemas import TaskCreate
 from aicode.tasks.service import TaskService
 from aicode.web.forms import form_values, parse_form

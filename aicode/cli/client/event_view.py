@@ -9,14 +9,17 @@ from typing import Any
 
 from rich.text import Text
 
+from aicode.tasks.models import TaskStatus
+
 __all__ = ["EventView", "format_cost", "format_duration", "format_tokens"]
 
 # The argument that says what a tool call does, by the name tools commonly give it.
 _KEY_ARGUMENTS = ("file_path", "notebook_path", "path", "command", "pattern", "url", "query", "description",
                   "prompt")
 _MAX_LINE = 120
-_STATUS_MARKS = {"queued": ("●", "dim"), "running": ("●", "cyan"), "succeeded": ("✓", "bold green"),
-                 "failed": ("✗", "bold red"), "cancelled": ("■", "yellow"), "interrupted": ("⚠", "yellow")}
+_STATUS_MARKS: dict[str, tuple[str, str]] = {TaskStatus.QUEUED: ("●", "dim"), TaskStatus.RUNNING: ("●", "cyan"),
+                 TaskStatus.SUCCEEDED: ("✓", "bold green"), TaskStatus.FAILED: ("✗", "bold red"),
+                 TaskStatus.CANCELLED: ("■", "yellow"), TaskStatus.INTERRUPTED: ("⚠", "yellow")}
 _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
@@ -76,7 +79,7 @@ class EventView:
 
     def __init__(self, started_at: str | None = None) -> None:
         self.meter = _Meter()
-        self.status = "queued"
+        self.status: str = TaskStatus.QUEUED
         self._cwd: str | None = None
         self._since = _parse_time(started_at) if started_at else None
         self._clock = time.monotonic()

@@ -11,10 +11,10 @@ import httpx
 
 from aicode.cli.client.errors import ServerUnreachable
 from aicode.cli.client.http import ApiClient, unreachable
+from aicode.tasks.models import TERMINAL_STATUSES
 
-__all__ = ["TERMINAL_STATUSES", "EventFollower", "parse_sse", "replay_events"]
+__all__ = ["EventFollower", "parse_sse", "replay_events"]
 
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
 _PAGE = 1000
 _BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 3.0, 5.0)
 # How long the server may stay unreachable before following gives up.

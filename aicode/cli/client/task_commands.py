@@ -12,10 +12,10 @@ from aicode.cli.client.errors import EXIT_OK, EXIT_USAGE, ClientError
 from aicode.cli.client.event_view import EventView, format_cost
 from aicode.cli.client.follow import replay_events
 from aicode.cli.client.watch import print_event, watch
+from aicode.tasks.models import STATUSES, TaskStatus
 
 __all__ = ["register"]
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 
 
 def register(commands: Any, options: argparse.ArgumentParser) -> None:
@@ -144,7 +144,7 @@ def _cancel(ctx: Context) -> int:
     task = ctx.api.post(f"/api/tasks/{task_id}/cancel")
     if ctx.out.json_mode:
         ctx.out.json(task)
-    elif task["status"] == "cancelled":
+    elif task["status"] == TaskStatus.CANCELLED:
         ctx.out.line(f"task {task_id} cancelled")
     else:
         ctx.out.line(f"cancel requested: task {task_id} stops within seconds (follow with aicode logs -f {task_id})")

@@ -10,9 +10,10 @@ from rich.text import Text
 from aicode.cli.client.common import Context
 from aicode.cli.client.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
 from aicode.cli.client.event_view import EventView, format_cost, format_duration, format_tokens
-from aicode.cli.client.follow import TERMINAL_STATUSES, EventFollower
+from aicode.cli.client.follow import EventFollower
 from aicode.cli.client.interrupt import InterruptGate
 from aicode.cli.client.render import diffstat_lines
+from aicode.tasks.models import TERMINAL_STATUSES, TaskStatus
 
 __all__ = ["finish", "print_event", "watch"]
 
@@ -83,7 +84,7 @@ def finish(ctx: Context, task: dict[str, Any]) -> int:
         ctx.out.json(task, compact=True)
     else:
         _summary(ctx, task)
-    if task["status"] == "succeeded":
+    if task["status"] == TaskStatus.SUCCEEDED:
         return EXIT_OK
     if task["status"] not in TERMINAL_STATUSES:
         return EXIT_OK  # detached on purpose (e.g. --detach): nothing has failed
