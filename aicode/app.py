@@ -83,14 +83,17 @@ from aicode.storage.identity import HostIdentities, server_identities
 from aicode.storage.layout import DataLayout
 from aicode.tasks.controller import TaskController, TaskStreamController
 from aicode.tasks.events import TaskEventBus
+from aicode.tasks.execution import AgentExecution
 from aicode.tasks.portable import PortableState
 from aicode.tasks.queue_repo import TaskQueueRepo
 from aicode.tasks.repo import TaskEventRepo, TaskRepo
-from aicode.tasks.runner import RunnerConfig, TaskRunner
+from aicode.tasks.runner import TaskRunner
 from aicode.tasks.service import TaskService
 from aicode.tasks.state_repo import TaskStateRepo
 from aicode.tasks.supervisor import NodeConfig, TaskSupervisor
+from aicode.tasks.turn_container import ContainerConfig, TurnContainers
 from aicode.tasks.turn_plan import PlannerConfig, TurnPlanner
+from aicode.tasks.working_copy import WorkingCopies
 from aicode.web import template_config, web_route_handlers
 from aicode.workspaces.controller import WorkspaceController
 from aicode.workspaces.repo import WorkspaceRepo
@@ -234,12 +237,14 @@ def create_app(settings: Settings) -> Litestar:
     holders = NetworkHolders(runtime, confinement, background, image=settings.workspace_image, server_id=server_id,
                              spare=settings.max_concurrent_tasks)
     state = PortableState(TaskStateRepo(database), store, layout)
-    runner = TaskRunner(
-        RunnerConfig(server_id=server_id, node=settings.node_name, default_image=settings.workspace_image,
-                     container_user=layout.ids.container_user),
-        task_repo, WorkspaceRepo(database), bus, runtime, planner, store, layout, confinement, holders,
-        workspace_service, state,
+    containers = TurnContainers(
+        ContainerConfig(server_id=server_id, default_image=settings.workspace_image,
+                        container_user=layout.ids.container_user),
+        runtime, layout, confinement, holders,
     )
+    copies = WorkingCopies(task_repo, store, workspace_service, state)
+    runner = TaskRunner(settings.node_name, task_repo, WorkspaceRepo(database), bus, planner, copies, containers,
+                        AgentExecution(runtime, bus), layout)
     node_repo = NodeRepo(database)
     queue = TaskQueueRepo(database)
     node = NodeConfig(

@@ -58,9 +58,7 @@ class TaskController(Controller):
         task_service: NamedDependency[TaskService],
     ) -> Task:
         """Queue a task; it answers at once (202) and runs when a slot is free."""
-        fields = {"prompt": data.prompt, "agent": data.agent, "model": data.model, "base_branch": data.base_branch,
-                  "max_turns": data.max_turns, "timeout_s": data.timeout_s, "max_cost_usd": data.max_cost_usd}
-        return task_out(await task_service.submit(request.user, workspace_id, fields))
+        return task_out(await task_service.submit(request.user, workspace_id, data))
 
     @get("/api/tasks")
     async def list_tasks(

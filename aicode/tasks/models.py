@@ -9,7 +9,8 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-__all__ = ["ACTIVE_STATUSES", "STATUSES", "TERMINAL_STATUSES", "TaskEvent", "TaskRecord", "TaskStatus"]
+__all__ = ["ACTIVE_STATUSES", "STATUSES", "TERMINAL_STATUSES", "NewTask", "TaskChange", "TaskEvent", "TaskRecord",
+           "TaskStatus", "TurnUsage"]
 
 
 class TaskStatus(StrEnum):
@@ -67,6 +68,50 @@ class TaskRecord:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> TaskRecord:
         return cls(**{**row, "status": TaskStatus(row["status"])})
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """A task as submitted, before its first turn."""
+
+    id: UUID
+    workspace_id: UUID
+    user_id: UUID
+    agent: str
+    prompt: str
+    model: str | None
+    max_turns: int | None
+    timeout_s: int
+    base_branch: str
+    branch: str
+    max_cost_usd: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnUsage:
+    """What a turn adds to the task's totals."""
+
+    turns: int = 0
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TaskChange:
+    """What a status transition changes besides the status; the defaults change nothing."""
+
+    started: bool = False  # started_at set (once)
+    finished: bool = False  # finished_at now
+    reopened: bool = False  # finished_at cleared (a follow-up)
+    set_pending_prompt: bool = False  # pending_prompt replaced by `pending_prompt` (None clears it)
+    pending_prompt: str | None = None
+    turn_user_id: UUID | None = None  # who asks for the next turn (kept when None)
+    head_commit: str | None = None  # kept when None
+    session_id: str | None = None  # kept when None
+    usage: TurnUsage = TurnUsage()
 
 
 @dataclass(frozen=True, slots=True)

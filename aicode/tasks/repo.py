@@ -10,7 +10,7 @@ import asyncpg
 
 from aicode.access.repo import visible_to
 from aicode.db.pool import Database
-from aicode.tasks.models import TaskEvent, TaskRecord
+from aicode.tasks.models import NewTask, TaskChange, TaskEvent, TaskRecord, TaskStatus
 
 __all__ = ["TASK_COLUMNS", "Executor", "TaskEventRepo", "TaskRepo"]
 
@@ -45,13 +45,14 @@ class TaskRepo:
     def _x(self, conn: Executor | None) -> Executor:
         return conn if conn is not None else self._db.pool
 
-    async def insert(self, conn: Executor | None = None, **fields: Any) -> TaskRecord:
-        columns = ("id", "workspace_id", "user_id", "agent", "prompt", "pending_prompt", "model",
-                   "max_turns", "timeout_s", "base_branch", "branch", "max_cost_usd")
-        placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    async def insert(self, new: NewTask, conn: Executor | None = None) -> TaskRecord:
+        """The task, queued, with its prompt as the pending turn's."""
         row = await self._x(conn).fetchrow(
-            f"INSERT INTO tasks ({', '.join(columns)}) VALUES ({placeholders}) RETURNING {_COLUMNS}",
-            *(fields[c] for c in columns),
+            f"""INSERT INTO tasks (id, workspace_id, user_id, agent, prompt, pending_prompt, model, max_turns,
+                                   timeout_s, base_branch, branch, max_cost_usd)
+                VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10, $11) RETURNING {_COLUMNS}""",
+            new.id, new.workspace_id, new.user_id, new.agent, new.prompt, new.model, new.max_turns, new.timeout_s,
+            new.base_branch, new.branch, new.max_cost_usd,
         )
         assert row is not None
         return TaskRecord.from_row(row)
@@ -80,17 +81,13 @@ class TaskRepo:
             "SELECT count(*) FROM tasks WHERE status = 'queued' AND coalesce(turn_user_id, user_id) = $1", user_id))
 
     async def transition(
-        self, task_id: UUID, to: str, *, allowed_from: tuple[str, ...], conn: Executor | None = None,
-        error: str | None = None, on_node: str | None = None, **changes: Any,
+        self, task_id: UUID, to: TaskStatus, *, allowed_from: tuple[TaskStatus, ...], conn: Executor | None = None,
+        error: str | None = None, on_node: str | None = None, change: TaskChange = TaskChange(),
     ) -> TaskRecord | None:
         """Move to status `to` only from one of `allowed_from` (and, with `on_node`, only while that node
-        has the task); None if the task was elsewhere. Moving to `queued` puts it at the queue's end.
-
-        `error` replaces the task's error (None clears it). `changes` may hold: pending_prompt (set,
-        or cleared with None), turn_user_id (who asked for the next turn), started=True (started_at, once), finished=True (finished_at now),
-        reopened=True (finished_at cleared), base_commit / head_commit / session_id (kept when
-        None), and turns, cost_usd and token counts to add to the totals.
-        """
+        has the task), with `change`; None if the task was elsewhere. `error` replaces the task's error
+        (None clears it). Moving to `queued` puts the task at the queue's end."""
+        usage = change.usage
         row = await self._x(conn).fetchrow(
             f"""UPDATE tasks SET
                     status = $2,
@@ -98,28 +95,23 @@ class TaskRepo:
                     pending_prompt = CASE WHEN $5 THEN $6 ELSE pending_prompt END,
                     started_at = CASE WHEN $7 THEN coalesce(started_at, now()) ELSE started_at END,
                     finished_at = CASE WHEN $8 THEN now() WHEN $9 THEN NULL ELSE finished_at END,
-                    base_commit = coalesce($10, base_commit),
-                    head_commit = coalesce($11, head_commit),
-                    session_id = coalesce($12, session_id),
-                    turns = turns + $13,
-                    cost_usd = cost_usd + $14,
-                    input_tokens = input_tokens + $15,
-                    output_tokens = output_tokens + $16,
-                    cache_read_tokens = cache_read_tokens + $17,
-                    cache_write_tokens = cache_write_tokens + $18,
-                    turn_user_id = coalesce($19, turn_user_id),
+                    head_commit = coalesce($10, head_commit),
+                    session_id = coalesce($11, session_id),
+                    turns = turns + $12,
+                    cost_usd = cost_usd + $13,
+                    input_tokens = input_tokens + $14,
+                    output_tokens = output_tokens + $15,
+                    cache_read_tokens = cache_read_tokens + $16,
+                    cache_write_tokens = cache_write_tokens + $17,
+                    turn_user_id = coalesce($18, turn_user_id),
                     queued_at = CASE WHEN $2 = 'queued' THEN now() ELSE queued_at END,
                     updated_at = now()
-                WHERE id = $1 AND status = ANY($3::text[]) AND ($20::text IS NULL OR node = $20)
+                WHERE id = $1 AND status = ANY($3::text[]) AND ($19::text IS NULL OR node = $19)
                 RETURNING {_COLUMNS}""",
-            task_id, to, list(allowed_from), error,
-            "pending_prompt" in changes, changes.get("pending_prompt"),
-            bool(changes.get("started")), bool(changes.get("finished")), bool(changes.get("reopened")),
-            changes.get("base_commit"), changes.get("head_commit"), changes.get("session_id"),
-            int(changes.get("turns", 0)), float(changes.get("cost_usd") or 0.0),
-            int(changes.get("input_tokens", 0)), int(changes.get("output_tokens", 0)),
-            int(changes.get("cache_read_tokens", 0)), int(changes.get("cache_write_tokens", 0)),
-            changes.get("turn_user_id"), on_node,
+            task_id, to, list(allowed_from), error, change.set_pending_prompt, change.pending_prompt,
+            change.started, change.finished, change.reopened, change.head_commit, change.session_id,
+            usage.turns, usage.cost_usd, usage.input_tokens, usage.output_tokens, usage.cache_read_tokens,
+            usage.cache_write_tokens, change.turn_user_id, on_node,
         )
         return _record(row)
 

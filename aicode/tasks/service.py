@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 from uuid import UUID
 
 import structlog
@@ -21,10 +21,19 @@ from aicode.git.checkout import CheckoutError, FileChange
 from aicode.git.patches import PatchSeriesError
 from aicode.git.store import GitStore
 from aicode.tasks.events import TaskEventBus, WireEvent
-from aicode.tasks.models import ACTIVE_STATUSES, TERMINAL_STATUSES, TaskEvent, TaskRecord, TaskStatus
+from aicode.tasks.models import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    NewTask,
+    TaskChange,
+    TaskEvent,
+    TaskRecord,
+    TaskStatus,
+)
 from aicode.tasks.portable import PortableState, StateUnavailable
 from aicode.tasks.queue_repo import TaskQueueRepo
 from aicode.tasks.repo import TaskRepo
+from aicode.tasks.schemas import TaskCreate
 from aicode.tasks.supervisor import TaskSupervisor
 from aicode.workspaces.models import WorkspaceStatus
 from aicode.workspaces.service import WorkspaceService
@@ -56,17 +65,17 @@ class TaskService:
         self._max_timeout_s = max_timeout_s
         self._max_queued = max_queued_per_user
 
-    async def submit(self, actor: UserRecord, workspace_id: UUID, fields: dict[str, Any]) -> TaskRecord:
+    async def submit(self, actor: UserRecord, workspace_id: UUID, request: TaskCreate) -> TaskRecord:
         """Store the task as queued (with its first event); the first node with a free slot claims it."""
         workspace = await self._workspaces.get(actor, workspace_id, Action.RUN)
-        if (fields.get("timeout_s") or 0) > self._max_timeout_s:
+        if (request.timeout_s or 0) > self._max_timeout_s:
             raise InvalidInputError(f"timeout_s may be at most {self._max_timeout_s} on this server "
                                     "(AICODE_MAX_TASK_TIMEOUT_S)")
         await self._check_queue_room(actor)
         if workspace.status != WorkspaceStatus.READY:
             raise ConflictError(f"the workspace is {workspace.status}, not ready"
                                 + (f": {workspace.error}" if workspace.error else ""))
-        base_branch = fields.get("base_branch") or workspace.default_branch
+        base_branch = request.base_branch or workspace.default_branch
         if not base_branch:
             raise InvalidInputError("the workspace has no default branch: give base_branch")
         await self._workspaces.ensure_local(workspace)
@@ -74,13 +83,12 @@ class TaskService:
             raise InvalidInputError(f"branch {base_branch!r} does not exist in the workspace's repository")
         task_id = uuid.uuid4()
         async with self._bus.batch(task_id) as batch:
-            task = await self._tasks.insert(
-                batch.conn, id=task_id, workspace_id=workspace.id, user_id=actor.id,
-                agent=fields.get("agent") or "claude", max_cost_usd=fields.get("max_cost_usd"),
-                prompt=fields["prompt"], pending_prompt=fields["prompt"], model=fields.get("model"),
-                max_turns=fields.get("max_turns"), timeout_s=fields.get("timeout_s") or self._default_timeout_s,
-                base_branch=base_branch, branch=f"aicode/{task_id}",
-            )
+            task = await self._tasks.insert(NewTask(
+                id=task_id, workspace_id=workspace.id, user_id=actor.id, agent=request.agent, prompt=request.prompt,
+                model=request.model, max_turns=request.max_turns,
+                timeout_s=request.timeout_s or self._default_timeout_s, base_branch=base_branch,
+                branch=f"aicode/{task_id}", max_cost_usd=request.max_cost_usd,
+            ), batch.conn)
             await batch.add([("task.status", {"status": TaskStatus.QUEUED})])
             await self._queue.notify_queued(batch.conn)
         self._supervisor.wake()
@@ -106,9 +114,9 @@ class TaskService:
         await self.get(actor, task_id, Action.RUN)
         await self._check_queue_room(actor)
         async with self._bus.batch(task_id) as batch:
-            task = await self._tasks.transition(task_id, TaskStatus.QUEUED, allowed_from=tuple(TERMINAL_STATUSES),
-                                                conn=batch.conn, pending_prompt=prompt, reopened=True,
-                                                turn_user_id=actor.id)
+            task = await self._tasks.transition(
+                task_id, TaskStatus.QUEUED, allowed_from=tuple(TERMINAL_STATUSES), conn=batch.conn,
+                change=TaskChange(set_pending_prompt=True, pending_prompt=prompt, reopened=True, turn_user_id=actor.id))
             if task is None:
                 raise ConflictError("the task is still queued or running: wait for the turn to end, or cancel it")
             await batch.add([("notice", {"level": "info", "code": "follow_up", "message": prompt,
@@ -135,7 +143,7 @@ class TaskService:
             async with self._bus.batch(task_id) as batch:
                 cancelled = await self._tasks.transition(
                     task_id, TaskStatus.CANCELLED, allowed_from=(TaskStatus.QUEUED,), conn=batch.conn,
-                    finished=True, pending_prompt=None)
+                    change=TaskChange(finished=True, set_pending_prompt=True))
                 if cancelled is not None:
                     await batch.add([("task.status", {"status": TaskStatus.CANCELLED})])
             if cancelled is not None:

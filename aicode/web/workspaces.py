@@ -111,7 +111,7 @@ class WorkspacePages(Controller):
         values = await form_values(request, _TASK_FIELDS)
         try:
             data = parse_form(values, TaskCreate)
-            task = await task_service.submit(request.user, workspace.id, msgspec.to_builtins(data))
+            task = await task_service.submit(request.user, workspace.id, data)
         except AicodeError as exc:
             return await self._render_workspace(request, workspace, dashboard, member_service, TaskFilter(),
                                                 status_code=exc.status_code, task_error=exc.detail, form=values)
