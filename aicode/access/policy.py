@@ -11,8 +11,18 @@ Admins may do everything. Someone with no role in a workspace cannot even learn 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Protocol
+from uuid import UUID
 
-__all__ = ["Action", "Role", "permits"]
+__all__ = ["Action", "Role", "listing_scope", "permits"]
+
+
+class _Person(Protocol):
+    @property
+    def id(self) -> UUID: ...
+
+    @property
+    def is_admin(self) -> bool: ...
 
 
 class Role(StrEnum):
@@ -43,3 +53,9 @@ def permits(role: Role | None, action: Action, *, admin: bool = False) -> bool:
     if admin:
         return True
     return role is not None and action in _GRANTS[role]
+
+
+def listing_scope(person: _Person) -> UUID | None:
+    """Whose memberships bound what a listing shows (`aicode.access.repo.visible_to`): the person's,
+    or None for an admin, who sees every workspace and task."""
+    return None if person.is_admin else person.id

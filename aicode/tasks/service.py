@@ -12,7 +12,7 @@ import structlog
 
 from aicode import __version__
 from aicode.access.changes import AccessChanges
-from aicode.access.policy import Action
+from aicode.access.policy import Action, listing_scope
 from aicode.access.service import AccessService
 from aicode.audit.service import AuditLog
 from aicode.auth.models import UserRecord
@@ -106,8 +106,8 @@ class TaskService:
 
     async def list(self, actor: UserRecord, *, workspace_id: UUID | None, status: str | None, limit: int
                    ) -> list[TaskRecord]:
-        return await self._tasks.list_visible(None if actor.is_admin else actor.id, workspace_id=workspace_id,
-                                              status=status, limit=limit)
+        return await self._tasks.list_visible(listing_scope(actor), workspace_id=workspace_id, status=status,
+                                              limit=limit)
 
     async def follow_up(self, actor: UserRecord, task_id: UUID, prompt: str) -> TaskRecord:
         """Queue another turn on the same session and branch; it runs with `actor`'s credential."""

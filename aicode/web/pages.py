@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Template
 
+from aicode.access.policy import listing_scope
 from aicode.auth.models import UserRecord
 from aicode.errors import NotFoundError
 from aicode.tasks.models import TERMINAL_STATUSES, TaskStatus
@@ -31,7 +32,7 @@ class OverviewPages(Controller):
     @get("/")
     async def overview(self, request: Request[UserRecord, Any, Any], dashboard: NamedDependency[DashboardRepo],
                        task_queue: NamedDependency[TaskQueueRepo]) -> Template:
-        viewer = None if request.user.is_admin else request.user.id
+        viewer = listing_scope(request.user)
         supervisor = request.app.state.supervisor
         return page(
             "overview.html", nav="overview",

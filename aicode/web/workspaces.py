@@ -13,7 +13,7 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from aicode.access.members import MemberService
-from aicode.access.policy import Action, Role, permits
+from aicode.access.policy import Action, Role, listing_scope, permits
 from aicode.auth.models import UserRecord
 from aicode.errors import AicodeError
 from aicode.http.urls import redact_userinfo, without_userinfo
@@ -33,10 +33,6 @@ _WORKSPACE_FIELDS = ("name", "repo_url", "repo_token", "default_branch", "image"
 _LIMIT_FIELDS = ("cpus", "memory_mb", "pids")
 _TASK_FIELDS = ("prompt", "base_branch", "model", "max_turns", "max_cost_usd")
 TASKS_SHOWN = 100
-
-
-def _viewer(user: UserRecord) -> UUID | None:
-    return None if user.is_admin else user.id
 
 
 async def _workspace_fields(request: Request[Any, Any, Any]) -> dict[str, Any]:
@@ -168,7 +164,7 @@ class WorkspacePages(Controller):
         request: Request[UserRecord, Any, Any], workspace: WorkspaceRecord, dashboard: DashboardRepo,
         member_service: MemberService, found: TaskFilter, *, status_code: int = 200, **context: Any,
     ) -> Template:
-        viewer = _viewer(request.user)
+        viewer = listing_scope(request.user)
         tasks = await dashboard.in_workspace(viewer, workspace.id, found, limit=TASKS_SHOWN)
         authors = await dashboard.authors(viewer, workspace.id)
         members = await member_service.list(request.user, workspace.id)

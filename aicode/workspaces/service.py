@@ -13,7 +13,7 @@ from uuid import UUID
 
 import structlog
 
-from aicode.access.policy import Action, Role
+from aicode.access.policy import Action, Role, listing_scope
 from aicode.access.service import AccessService
 from aicode.audit.service import AuditLog
 from aicode.auth.models import UserRecord
@@ -88,7 +88,7 @@ class WorkspaceService:
 
     async def list(self, actor: UserRecord) -> list[tuple[WorkspaceRecord, Role | None]]:
         """The workspaces `actor` has a role in (an admin: all), each with that role."""
-        workspaces = await self._repo.list(None if actor.is_admin else actor.id)
+        workspaces = await self._repo.list(listing_scope(actor))
         roles = await self._access.roles(actor)
         return [(workspace, roles.get(workspace.id)) for workspace in workspaces]
 
