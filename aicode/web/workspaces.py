@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
-import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
@@ -35,14 +34,14 @@ _TASK_FIELDS = ("prompt", "base_branch", "model", "max_turns", "max_cost_usd")
 TASKS_SHOWN = 100
 
 
-async def _workspace_fields(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def _workspace_request(request: Request[Any, Any, Any]) -> WorkspaceCreate:
     values: dict[str, Any] = await form_values(request, _WORKSPACE_FIELDS)
     if "egress_allow" in values:
         values["egress_allow"] = values["egress_allow"].replace(",", " ").split()
     limits = await form_values(request, _LIMIT_FIELDS)
     if limits:
         values["limits"] = limits
-    return cast(dict[str, Any], msgspec.to_builtins(parse_form(values, WorkspaceCreate)))  # a Struct becomes a dict
+    return parse_form(values, WorkspaceCreate)
 
 
 class WorkspacePages(Controller):
@@ -59,7 +58,7 @@ class WorkspacePages(Controller):
                      workspace_service: NamedDependency[WorkspaceService]) -> Response[Any]:
         """Register the repository; the list then shows it `cloning` until the mirror is ready."""
         try:
-            workspace = await workspace_service.create(request.user, await _workspace_fields(request))
+            workspace = await workspace_service.create(request.user, await _workspace_request(request))
         except AicodeError as exc:
             form = dict(await request.form())
             form.pop("repo_token", None)  # a secret is never echoed back into the page

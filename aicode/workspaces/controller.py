@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -43,10 +43,6 @@ def workspace_out(ws: WorkspaceRecord, role: Role | None) -> Workspace:
     )
 
 
-def _fields(data: msgspec.Struct) -> dict[str, Any]:
-    return cast(dict[str, Any], msgspec.to_builtins(data))  # a Struct becomes a dict
-
-
 class WorkspaceController(Controller):
     path = "/api/workspaces"
     tags = ["workspaces"]
@@ -57,7 +53,7 @@ class WorkspaceController(Controller):
     ) -> Workspace:
         """Register a repository; it answers at once with status `cloning`, then becomes `ready` or `error`.
         The creator is its first owner."""
-        return workspace_out(await workspace_service.create(request.user, _fields(data)), Role.OWNER)
+        return workspace_out(await workspace_service.create(request.user, data), Role.OWNER)
 
     @get("/")
     async def list_workspaces(
@@ -82,7 +78,7 @@ class WorkspaceController(Controller):
         workspace_service: NamedDependency[WorkspaceService],
     ) -> Workspace:
         """Change the workspace's settings (owners)."""
-        workspace = await workspace_service.update(request.user, workspace_id, _fields(data))
+        workspace = await workspace_service.update(request.user, workspace_id, data)
         return workspace_out(workspace, await workspace_service.role(request.user, workspace.id))
 
     @delete("/{workspace_id:uuid}", status_code=HTTP_204_NO_CONTENT)

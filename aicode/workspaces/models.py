@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-__all__ = ["WorkspaceRecord", "WorkspaceStatus"]
+__all__ = ["WorkspaceChange", "WorkspaceRecord", "WorkspaceStatus"]
 
 
 class WorkspaceStatus:
@@ -34,3 +34,20 @@ class WorkspaceRecord:
     updated_at: datetime
     egress_allow: list[str] = field(default_factory=list)
     monthly_budget_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceChange:
+    """The settings a change sets; None leaves a setting as it is."""
+
+    name: str | None = None
+    repo_token_enc: bytes | None = field(default=None, repr=False)
+    default_branch: str | None = None
+    image: str | None = None
+    limits: dict[str, Any] | None = None
+    network: str | None = None
+    egress_allow: tuple[str, ...] | None = None
+
+    def names(self) -> list[str]:
+        """The settings it sets, by name (never a value: one of them is a sealed token)."""
+        return [name for name in self.__slots__ if getattr(self, name) is not None]

@@ -12,7 +12,7 @@ from aicode.access.repo import visible_to
 from aicode.db.errors import is_unique_violation
 from aicode.db.pool import Database
 from aicode.errors import ConflictError
-from aicode.workspaces.models import WorkspaceRecord
+from aicode.workspaces.models import WorkspaceChange, WorkspaceRecord
 
 __all__ = ["WorkspaceRepo"]
 
@@ -88,11 +88,8 @@ class WorkspaceRepo:
         rows = await self._db.pool.fetch(f"SELECT {_COLUMNS} FROM workspaces WHERE status = $1", status)
         return [WorkspaceRecord(**dict(row)) for row in rows]
 
-    async def update(self, workspace_id: UUID, changes: dict[str, Any]) -> WorkspaceRecord | None:
-        unknown = set(changes) - set(_UPDATABLE)
-        if unknown:
-            raise ValueError(f"not updatable: {sorted(unknown)}")
-        values = [list(v) if isinstance(v := changes.get(column), tuple) else v for column in _UPDATABLE]
+    async def update(self, workspace_id: UUID, change: WorkspaceChange) -> WorkspaceRecord | None:
+        values = [list(v) if isinstance(v := getattr(change, column), tuple) else v for column in _UPDATABLE]
         assignments = ", ".join(f"{col} = coalesce(${i}, {col})" for i, col in enumerate(_UPDATABLE, start=2))
         try:
             row = await self._db.pool.fetchrow(
@@ -100,7 +97,7 @@ class WorkspaceRepo:
                 workspace_id, *values,
             )
         except asyncpg.UniqueViolationError as exc:
-            raise _duplicate_name(exc, changes.get("name")) from None
+            raise _duplicate_name(exc, change.name) from None
         return _record(row)
 
     async def set_monthly_budget(self, workspace_id: UUID, budget_usd: float | None) -> None:

@@ -8,9 +8,10 @@ import contextlib
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
+import msgspec
 import structlog
 
 from aicode.access.policy import Action, Role, listing_scope
@@ -22,9 +23,10 @@ from aicode.crypto import SecretBox
 from aicode.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError, TooManyError
 from aicode.git.mirror import MirrorError, MirrorState
 from aicode.git.store import GitStore
-from aicode.workspaces.models import WorkspaceRecord, WorkspaceStatus
+from aicode.workspaces.models import WorkspaceChange, WorkspaceRecord, WorkspaceStatus
 from aicode.workspaces.remotes import check_remote_host
 from aicode.workspaces.repo import WorkspaceRepo
+from aicode.workspaces.schemas import Limits, WorkspaceCreate, WorkspaceUpdate
 from aicode.workspaces.sources import RepoSource, parse_repo_source, resolve_local_git_dir
 
 __all__ = ["WorkspaceService"]
@@ -32,6 +34,11 @@ __all__ = ["WorkspaceService"]
 log = structlog.get_logger(__name__)
 
 _FETCHES_PER_USER = 3
+
+
+def _limits(limits: Limits | None) -> dict[str, Any] | None:
+    """The resource limits as stored (jsonb)."""
+    return None if limits is None else cast(dict[str, Any], msgspec.to_builtins(limits))
 
 
 class WorkspaceService:
@@ -94,28 +101,27 @@ class WorkspaceService:
 
     # -- changing ------------------------------------------------------------------------------
 
-    async def create(self, actor: UserRecord, fields: dict[str, Any]) -> WorkspaceRecord:
+    async def create(self, actor: UserRecord, request: WorkspaceCreate) -> WorkspaceRecord:
         """Store the workspace as `cloning` and start the mirror clone in the background."""
         if not actor.is_admin and await self._repo.count_created_by(actor.id) >= self._max_per_user:
             raise TooManyError(f"you have created {self._max_per_user} workspaces, the most this server allows "
                                "one person (AICODE_MAX_WORKSPACES_PER_USER): delete one first")
-        source = await asyncio.to_thread(parse_repo_source, fields["repo_url"], fields.get("repo_token"), self._roots,
+        source = await asyncio.to_thread(parse_repo_source, request.repo_url, request.repo_token, self._roots,
                                          (self._data_dir,), self._allow_insecure)
         if not source.is_local:
             await asyncio.to_thread(check_remote_host, source.url, self._allowed_hosts)
         self._check_fetch_room(actor)
-        network = fields.get("network")
-        self._check_network(actor, network)
+        self._check_network(actor, request.network)
         workspace = await self._repo.insert(
             owner_id=actor.id,
-            name=fields["name"],
+            name=request.name,
             repo_url=source.url,
             repo_token_enc=self._seal(source),
-            default_branch=fields.get("default_branch"),
-            image=fields.get("image"),
-            limits=fields.get("limits") or {},
-            network=network,
-            egress_allow=tuple(fields.get("egress_allow") or ()),
+            default_branch=request.default_branch,
+            image=request.image,
+            limits=_limits(request.limits) or {},
+            network=request.network,
+            egress_allow=tuple(request.egress_allow or ()),
         )
         log.info("workspace.created", workspace_id=str(workspace.id), name=workspace.name, repo=source.url)
         await self._audit.record(actor, "workspace.create", ("workspace", workspace.id), name=workspace.name,
@@ -123,27 +129,33 @@ class WorkspaceService:
         self._start_clone(workspace)
         return workspace
 
-    async def update(self, actor: UserRecord, workspace_id: UUID, fields: dict[str, Any]) -> WorkspaceRecord:
+    async def update(self, actor: UserRecord, workspace_id: UUID, request: WorkspaceUpdate) -> WorkspaceRecord:
         workspace = await self.get(actor, workspace_id, Action.MANAGE)
-        changes = {k: v for k, v in fields.items() if v is not None and k not in ("repo_token", "monthly_budget_usd")}
-        if "network" in changes:
-            self._check_network(actor, changes["network"])
-        if "monthly_budget_usd" in fields:
+        if request.network is not None:
+            self._check_network(actor, request.network)
+        budget_given = not isinstance(request.monthly_budget_usd, msgspec.UnsetType)
+        if not isinstance(request.monthly_budget_usd, msgspec.UnsetType):
             if not actor.is_admin:
                 raise ForbiddenError("only an admin can set a workspace's monthly budget")
-            await self._repo.set_monthly_budget(workspace.id, fields["monthly_budget_usd"])
-        if fields.get("repo_token") is not None:
+            await self._repo.set_monthly_budget(workspace.id, request.monthly_budget_usd)
+        sealed = None
+        if request.repo_token is not None:
             if not workspace.repo_url.startswith("https://"):
                 raise ConflictError("repo_token only applies to https repositories")
             current = self.credential(workspace)
             user = current[0] if current else "x-access-token"
-            changes["repo_token_enc"] = self._box.seal(f"{user}:{fields['repo_token']}")
-        updated = await self._repo.update(workspace.id, changes)
+            sealed = self._box.seal(f"{user}:{request.repo_token}")
+        change = WorkspaceChange(
+            name=request.name, repo_token_enc=sealed, default_branch=request.default_branch, image=request.image,
+            limits=_limits(request.limits), network=request.network,
+            egress_allow=tuple(request.egress_allow) if request.egress_allow is not None else None,
+        )
+        updated = await self._repo.update(workspace.id, change)
         if updated is None:
             raise NotFoundError(f"no workspace with id {workspace_id}")
-        log.info("workspace.updated", workspace_id=str(workspace.id), fields=sorted(changes))
-        changed = {"repo_token" if name == "repo_token_enc" else name for name in changes}  # never the token
-        if "monthly_budget_usd" in fields:
+        log.info("workspace.updated", workspace_id=str(workspace.id), fields=change.names())
+        changed = {"repo_token" if name == "repo_token_enc" else name for name in change.names()}  # never the token
+        if budget_given:
             changed.add("monthly_budget_usd")
         await self._audit.record(actor, "workspace.update", ("workspace", workspace.id), fields=sorted(changed))
         return updated
