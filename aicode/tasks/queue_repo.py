@@ -35,7 +35,7 @@ WITH running AS (
 )
 SELECT e.id, e.requester FROM eligible e LEFT JOIN queue_served s ON s.user_id = e.requester
 ORDER BY s.served_at NULLS FIRST, e.queued_at, e.id
-LIMIT 1
+LIMIT 8
 """
 
 
@@ -56,21 +56,24 @@ class TaskQueueRepo:
         call inside a transaction (the task becomes `running` when it commits)."""
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _CLAIM_LOCK)
         # Any node may take any turn: a task's state is restored from the database where it is not local.
-        picked = await conn.fetchrow(_CLAIM, per_user, per_workspace)
-        if picked is None:
-            return None
-        row = await conn.fetchrow(
-            f"""UPDATE tasks SET status = 'running', node = $2, started_at = coalesce(started_at, now()),
-                       updated_at = now()
-                WHERE id = $1 AND status = 'queued' RETURNING {TASK_COLUMNS}""",
-            picked["id"], node,
-        )
-        await conn.execute(
-            """INSERT INTO queue_served (user_id, served_at) VALUES ($1, clock_timestamp())
-               ON CONFLICT (user_id) DO UPDATE SET served_at = EXCLUDED.served_at""",
-            picked["requester"],
-        )
-        return None if row is None else TaskRecord.from_row(row)
+        for picked in await conn.fetch(_CLAIM, per_user, per_workspace):
+            # A row another transaction holds (a cancel under way) is skipped, not waited for.
+            row = await conn.fetchrow(
+                f"""UPDATE tasks SET status = 'running', node = $2, started_at = coalesce(started_at, now()),
+                           updated_at = now()
+                    WHERE id = (SELECT id FROM tasks WHERE id = $1 AND status = 'queued' FOR UPDATE SKIP LOCKED)
+                    RETURNING {TASK_COLUMNS}""",
+                picked["id"], node,
+            )
+            if row is None:
+                continue
+            await conn.execute(
+                """INSERT INTO queue_served (user_id, served_at) VALUES ($1, clock_timestamp())
+                   ON CONFLICT (user_id) DO UPDATE SET served_at = EXCLUDED.served_at""",
+                picked["requester"],
+            )
+            return TaskRecord.from_row(row)
+        return None
 
     async def running_on(self, node: str) -> set[UUID]:
         rows = await self._db.pool.fetch("SELECT id FROM tasks WHERE status = 'running' AND node = $1", node)
