@@ -6,17 +6,17 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
 from aicode.http.security_headers import API_CONTENT_SECURITY_POLICY
-from aicode.settings import Settings
 from aicode.web.templating import CONTENT_SECURITY_POLICY as PAGE_CONTENT_SECURITY_POLICY
 from tests.browser_support import LiveServer
 from tests.conftest import ADMIN
+
+pytest_plugins = ["tests.browser_fixtures"]  # `live`: a server under uvicorn
 
 BASELINE = {"x-content-type-options": "nosniff", "referrer-policy": "same-origin", "x-frame-options": "DENY"}
 
@@ -78,16 +78,6 @@ async def test_a_redirect_to_sign_in_carries_the_security_headers(client: AsyncT
 
 
 # -- a live SSE stream, served by uvicorn (the test client would buffer the whole answer) --------------------
-
-
-@pytest.fixture
-async def live(task_settings: Settings) -> AsyncIterator[LiveServer]:
-    server = LiveServer(task_settings)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def _ready_workspace(api: httpx.AsyncClient, headers: dict[str, str], repo: str) -> str:
