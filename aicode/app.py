@@ -61,6 +61,10 @@ from aicode.db.migrations import apply_migrations
 from aicode.db.notifications import Notifications
 from aicode.db.pool import Database
 from aicode.errors import AicodeError
+from aicode.forges.controller import ForgeIdentityController, ForgeTaskController, WebhookController
+from aicode.forges.hooks import ForgeHooks
+from aicode.forges.publisher import ForgePublisher, PublishConfig
+from aicode.forges.repo import ForgeRepo
 from aicode.gateway.backend import ServerGatewayBackend
 from aicode.gateway.controller import UsageController
 from aicode.gateway.grants import GrantStore
@@ -89,6 +93,7 @@ from aicode.tasks.queue_repo import TaskQueueRepo
 from aicode.tasks.repo import TaskEventRepo, TaskRepo
 from aicode.tasks.runner import TaskRunner
 from aicode.tasks.service import TaskService
+from aicode.tasks.setup_command import SetupCommands
 from aicode.tasks.state_repo import TaskStateRepo
 from aicode.tasks.supervisor import NodeConfig, TaskSupervisor
 from aicode.tasks.turn_container import ContainerConfig, TurnContainers
@@ -110,7 +115,8 @@ def _domain_error(_: Request[Any, Any, Any], exc: AicodeError) -> Response[dict[
     # A message may quote a URL the client sent: its embedded credentials are never echoed back.
     detail = redact_userinfo(exc.detail)
     headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
-    return Response({"status_code": exc.status_code, "detail": detail}, status_code=exc.status_code, headers=headers)
+    body = {**exc.extra, "status_code": exc.status_code, "detail": detail}
+    return Response(body, status_code=exc.status_code, headers=headers)
 
 
 def _detail(exc: HTTPException) -> str:
@@ -243,8 +249,15 @@ def create_app(settings: Settings) -> Litestar:
         runtime, layout, confinement, holders,
     )
     copies = WorkingCopies(task_repo, store, workspace_service, state)
+    publisher = ForgePublisher(
+        PublishConfig(site_url=settings.site_url, allowed_hosts=settings.allowed_git_hosts,
+                      allow_insecure=settings.allow_insecure_remotes),
+        ForgeRepo(database), task_repo, TaskEventRepo(database), bus, workspace_service, WorkspaceRepo(database),
+        access, UserRepo(database), store, state, box, audit, background,
+    )
+    execution = AgentExecution(runtime, bus)
     runner = TaskRunner(settings.node_name, task_repo, WorkspaceRepo(database), bus, planner, copies, containers,
-                        AgentExecution(runtime, bus), layout)
+                        execution, layout, SetupCommands(execution, bus, layout), turn_ended=publisher.turn_ended)
     node_repo = NodeRepo(database)
     queue = TaskQueueRepo(database)
     node = NodeConfig(
@@ -258,6 +271,8 @@ def create_app(settings: Settings) -> Litestar:
                                audit, default_timeout_s=settings.task_timeout_s,
                                max_timeout_s=settings.max_task_timeout_s,
                                max_queued_per_user=settings.max_queued_per_user)
+    hooks = ForgeHooks(ForgeRepo(database), WorkspaceRepo(database), access, UserRepo(database), task_service,
+                       publisher, box, audit, background, site_url=settings.site_url)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -309,6 +324,7 @@ def create_app(settings: Settings) -> Litestar:
             HealthController, AuthController, MeController, TokenController, AdminUserController,
             WorkspaceController, CredentialController, TaskController, TaskStreamController, UsageController,
             MemberController, WorkspaceCredentialController, AuditController, NodeController,
+            ForgeTaskController, ForgeIdentityController, WebhookController,
             *web_route_handlers(),
         ],
         lifespan=[lifespan],
@@ -326,10 +342,12 @@ def create_app(settings: Settings) -> Litestar:
             "audit_log": Provide(lambda: audit, sync_to_thread=False),
             "node_repo": Provide(lambda: node_repo, sync_to_thread=False),
             "task_queue": Provide(lambda: queue, sync_to_thread=False),
+            "forge_publisher": Provide(lambda: publisher, sync_to_thread=False),
+            "forge_hooks": Provide(lambda: hooks, sync_to_thread=False),
         },
         state=State({"auth_service": auth_service, "sso": sso, "workspace_service": workspace_service,
                      "background": background, "settings": settings, "supervisor": supervisor,
-                     "task_service": task_service, "usage_repo": usage_repo}),
+                     "task_service": task_service, "usage_repo": usage_repo, "forge_hooks": hooks}),
         exception_handlers={AicodeError: _domain_error, Exception: _unexpected_error},
         template_config=template_config(),
         openapi_config=openapi_config(__version__),

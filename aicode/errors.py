@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 __all__ = [
     "AicodeError",
     "AuthenticationError",
+    "BadGatewayError",
     "ConflictError",
     "ForbiddenError",
     "InvalidInputError",
@@ -21,11 +22,13 @@ class AicodeError(Exception):
 
     status_code: ClassVar[int] = 500
 
-    def __init__(self, detail: str, *, retry_after_s: int | None = None) -> None:
+    def __init__(self, detail: str, *, retry_after_s: int | None = None, extra: dict[str, Any] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         # Sent as Retry-After: when the client may try again (limits, throttling).
         self.retry_after_s = retry_after_s
+        # More fields of the error body, for clients that act on them (the paths of a conflict, say).
+        self.extra = extra or {}
 
 
 class InvalidInputError(AicodeError):
@@ -52,6 +55,12 @@ class TooManyError(AicodeError):
     """A limit is reached: too many queued tasks, workspaces, or attempts."""
 
     status_code = 429
+
+
+class BadGatewayError(AicodeError):
+    """A service aicode depends on (a forge, a git remote) failed or answered in a way aicode cannot use."""
+
+    status_code = 502
 
 
 class UnavailableError(AicodeError):

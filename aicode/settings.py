@@ -56,6 +56,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "AICODE_OIDC_NAME",
     "AICODE_NODE_NAME",
     "AICODE_NODE_LEASE_S",
+    "AICODE_PUBLIC_URL",
 )
 
 # Network policies a workspace may name, besides the open networks an admin lists.
@@ -167,6 +168,16 @@ def _node_name(env: Mapping[str, str]) -> str:
     return name
 
 
+def _public_url(env: Mapping[str, str]) -> str | None:
+    raw = env.get("AICODE_PUBLIC_URL", "").strip().rstrip("/")
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise SettingsError(f"AICODE_PUBLIC_URL must be an http(s) URL such as https://aicode.example.com, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the server is configured with. Built once, passed to `create_app`."""
@@ -220,6 +231,9 @@ class Settings:
     # database and Redis; each names itself and holds a lease on its running turns.
     node_name: str = field(default_factory=socket.gethostname)
     node_lease_s: float = 30.0
+    # The address people reach the server at (links in pull requests and forge comments, webhook URLs);
+    # None: http://HOST:PORT.
+    public_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -273,9 +287,18 @@ class Settings:
             oidc_name=env.get("AICODE_OIDC_NAME", "").strip() or None,
             node_name=_node_name(env),
             node_lease_s=float(_int(env, "AICODE_NODE_LEASE_S", 30, minimum=2)),
+            public_url=_public_url(env),
         )
         settings.check()
         return settings
+
+    @property
+    def site_url(self) -> str:
+        """Where people reach the server: AICODE_PUBLIC_URL, else this process's own address."""
+        if self.public_url:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     def check(self) -> None:
         """Raise SettingsError for combinations no single value shows to be wrong."""

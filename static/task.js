@@ -77,7 +77,41 @@
       state.head = task.head_commit;
       loadDiff();
     }
+    showPublished(task);
     return task;
+  }
+
+  // -- push and pull request -------------------------------------------------------------------
+
+  function showPublished(task) {
+    var push = $("[data-push]");
+    var open = $("[data-open-pr]");
+    var link = $("[data-pr-link]");
+    if (push) push.disabled = !task.head_commit;
+    if (open) {
+      open.disabled = !task.head_commit;
+      open.hidden = !!task.pull_request;
+    }
+    if (task.pull_request) {
+      link.href = task.pull_request.url;
+      link.textContent = "Pull request #" + task.pull_request.number + (task.pull_request.draft ? " (draft)" : "");
+      link.hidden = false;
+    }
+    var note = $("[data-publish-note]");
+    if (task.remote_branch && task.pushed_commit) {
+      note.textContent = "Pushed to " + task.remote_branch + " (" + task.pushed_commit.slice(0, 12) + ").";
+      note.hidden = false;
+    }
+  }
+
+  function publish(button, path, body) {
+    button.disabled = true;
+    showError("[data-publish-error]", "");
+    window.aicode.send("POST", api + path, body).then(function () {
+      return window.aicode.getJSON(api).then(applyTask);
+    }).catch(function (err) {
+      showError("[data-publish-error]", err.message);
+    }).then(function () { button.disabled = !(state.task || {}).head_commit && !state.head; });
   }
 
   // The task's totals cover finished turns; while a turn runs, its `usage` events (running totals
@@ -266,6 +300,10 @@
   function start() {
     $("[data-follow-up]").addEventListener("submit", followUp);
     $("[data-cancel]").addEventListener("click", askCancel);
+    var push = $("[data-push]");
+    if (push) push.addEventListener("click", function () { publish(push, "/push"); });
+    var open = $("[data-open-pr]");
+    if (open) open.addEventListener("click", function () { publish(open, "/pull-request", {}); });
     document.getElementById("cancel-dialog").addEventListener("close", cancelClosed);
     $("[data-load-earlier]").addEventListener("click", loadEarlier);
     setInterval(function () { $("[data-field=elapsed]").textContent = elapsed(); }, 1000);

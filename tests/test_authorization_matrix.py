@@ -225,6 +225,23 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Call]] = {
     # The owner's finished task: an editor may cancel only its own, so only owners and admins pass (409).
     ("POST", "/api/tasks/{task_id:uuid}/cancel"): (MANAGE, call("POST", "/api/tasks/{task_view}/cancel")),
     ("WS", "/ws/tasks/{task_id:uuid}"): (VIEW, call("WS", "/ws/tasks/{task_view}")),
+    # The forge round trip: the workspace's repository is a local folder and it has no forge, so allowed
+    # callers get 409 (push, pull request) or find nothing to move (rebase).
+    ("POST", "/api/tasks/{task_id:uuid}/push"): (RUN, call("POST", "/api/tasks/{task_view}/push")),
+    ("POST", "/api/tasks/{task_id:uuid}/pull-request"): (RUN, call("POST", "/api/tasks/{task_view}/pull-request")),
+    ("POST", "/api/tasks/{task_id:uuid}/rebase"): (RUN, call("POST", "/api/tasks/{task_view}/rebase")),
+    ("GET", "/api/me/forge-identities"): (SIGNED_IN, call("GET", "/api/me/forge-identities")),
+    ("PUT", "/api/me/forge-identities"): (SIGNED_IN, call("PUT", "/api/me/forge-identities",
+                                                          json=lambda w: {"github": w.unique("gh")})),
+    ("POST", "/api/workspaces/{workspace_id:uuid}/webhook"): (MANAGE, call(
+        "POST", "/api/workspaces/{workspace}/webhook")),
+    ("DELETE", "/api/workspaces/{workspace_id:uuid}/webhook"): (MANAGE, call(
+        "DELETE", "/api/workspaces/{workspace}/webhook")),
+    # Deliveries authenticate by the webhook secret, whoever sends them: without one set up, a 401 for all.
+    ("POST", "/api/hooks/github/{workspace_id:uuid}"): (PUBLIC, call(
+        "POST", "/api/hooks/github/{workspace}", json={"action": "created"})),
+    ("POST", "/api/hooks/gitlab/{workspace_id:uuid}"): (PUBLIC, call(
+        "POST", "/api/hooks/gitlab/{workspace}", json={"object_kind": "note"})),
     ("GET", "/auth/oidc/login"): (PUBLIC, call("GET", "/auth/oidc/login")),
     ("GET", "/auth/oidc/callback"): (PUBLIC, call("GET", "/auth/oidc/callback")),
     ("GET", "/login"): (PUBLIC, call("GET", "/login")),
@@ -243,7 +260,13 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Call]] = {
         "POST", "/workspaces/{workspace}/members", data=form(username=lambda w: w.zed, role="viewer"))),
     ("POST", "/workspaces/{workspace_id:uuid}/members/remove"): (as_page(MANAGE), owner_first(
         _zed_is_member, call("POST", "/workspaces/{workspace}/members/remove", data=form(username=lambda w: w.zed)))),
+    ("POST", "/workspaces/{workspace_id:uuid}/forge"): (as_page(MANAGE), call(
+        "POST", "/workspaces/{workspace}/forge", data={"kind": "", "auto_pr": "off"})),
+    ("POST", "/workspaces/{workspace_id:uuid}/webhook"): (as_page(MANAGE), call(
+        "POST", "/workspaces/{workspace}/webhook", data={})),
     ("GET", "/settings"): (as_page(SIGNED_IN), call("GET", "/settings")),
+    ("POST", "/settings/forge-identities"): (as_page(SIGNED_IN), call("POST", "/settings/forge-identities", data=form(
+        github=lambda w: w.unique("ghp")))),
     ("POST", "/settings/tokens"): (as_page(SIGNED_IN), call("POST", "/settings/tokens", data=form(
         name=lambda w: w.unique("p")))),
     ("POST", "/settings/tokens/{token_id:uuid}/revoke"): (as_page(SIGNED_IN),

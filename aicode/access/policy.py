@@ -2,7 +2,8 @@
 
 - `viewer`: sees the workspace, all its tasks, their live events, diff, files and patch, its members;
 - `editor`: also submits tasks, sends follow-ups (run with the sender's own credential), syncs the
-  mirror and cancels the tasks it started;
+  mirror, cancels the tasks it started, and publishes tasks' work: pushes their branches, opens
+  pull requests and rebases them;
 - `owner`: also changes the workspace's settings, its members and team credential, cancels any
   task and deletes the workspace.
 Admins may do everything. Someone with no role in a workspace cannot even learn it exists.
@@ -37,13 +38,14 @@ class Action(StrEnum):
     SYNC = "sync"
     CANCEL_OWN = "cancel_own"  # cancel a task one started
     CANCEL_ANY = "cancel_any"
+    PUBLISH = "publish"  # push a task's branch, open its pull request, rebase it
     MANAGE = "manage"  # settings, members, team credential
     DELETE = "delete"
 
 
 _GRANTS: dict[Role, frozenset[Action]] = {
     Role.VIEWER: frozenset({Action.VIEW}),
-    Role.EDITOR: frozenset({Action.VIEW, Action.RUN, Action.SYNC, Action.CANCEL_OWN}),
+    Role.EDITOR: frozenset({Action.VIEW, Action.RUN, Action.SYNC, Action.CANCEL_OWN, Action.PUBLISH}),
     Role.OWNER: frozenset(Action),
 }
 

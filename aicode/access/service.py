@@ -25,6 +25,7 @@ _NEEDS = {
     Action.SYNC: ("sync the workspace", "an editor or owner"),
     Action.CANCEL_OWN: ("cancel tasks", "an editor or owner"),
     Action.CANCEL_ANY: ("cancel a task someone else started", "an owner"),
+    Action.PUBLISH: ("push tasks, open their pull requests or rebase them", "an editor or owner"),
     Action.MANAGE: ("change the workspace, its members or its credential", "an owner"),
     Action.DELETE: ("delete the workspace", "an owner"),
 }

@@ -20,7 +20,8 @@ CSRF_COOKIE = "aicode_csrf"
 CSRF_HEADER = "x-csrftoken"
 # The JSON sign-in endpoints answer with a token in the body and set no cookie, so a forged request
 # gains nothing; exempting them keeps `curl … /api/auth/login` working without a CSRF dance.
-CSRF_EXEMPT_PATHS = ["^/api/auth/login$", "^/api/auth/setup$"]
+# Forge webhooks carry no cookie either: their signature is their authentication.
+CSRF_EXEMPT_PATHS = ["^/api/auth/login$", "^/api/auth/setup$", "^/api/hooks/"]
 
 
 class BearerExemptCSRFMiddleware(CSRFMiddleware):

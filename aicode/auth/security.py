@@ -28,7 +28,8 @@ __all__ = ["PUBLIC_PATHS", "SESSION_COOKIE", "build_jwt_auth"]
 log = structlog.get_logger(__name__)
 
 # Paths that answer without credentials (their handlers also opt out with exclude_from_auth).
-PUBLIC_PATHS = ["^/schema", "^/healthz$", "^/readyz$", "^/metrics$", "^/static/", "^/auth/oidc/"]
+# Forge webhooks (`/api/hooks/…`) authenticate by the workspace's webhook secret instead.
+PUBLIC_PATHS = ["^/schema", "^/healthz$", "^/readyz$", "^/metrics$", "^/static/", "^/auth/oidc/", "^/api/hooks/"]
 # The browser session: a JWT in an HttpOnly, SameSite=Lax cookie set by the sign-in page.
 SESSION_COOKIE = "aicode_session"
 

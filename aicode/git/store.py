@@ -22,10 +22,12 @@ import pygit2
 
 from aicode.git import checkout as branches
 from aicode.git import mirror as mirrors
-from aicode.git import transfer
+from aicode.git import push, rebase, transfer
 from aicode.git.checkout import CommitInfo, FileChange
 from aicode.git.mirror import MirrorState
 from aicode.git.patches import format_patch_series
+from aicode.git.push import PushResult
+from aicode.git.rebase import RebaseResult
 from aicode.git.worker import GitWorker, StorePath
 from aicode.git.worktree import TreeEntry, hand_over_checkout, load_cache, save_cache, scan_worktree
 from aicode.storage.layout import DataLayout, task_ref
@@ -175,6 +177,23 @@ class GitStore:
         await asyncio.to_thread(shutil.rmtree, self._layout.task_dir(task_id), True)
         if self._layout.mirror(workspace_id).exists():
             await self._worker.run(branches.delete_ref, self._mirror(workspace_id), task_ref(task_id))
+
+    # -- the forge round trip -----------------------------------------------------------------------
+
+    async def push(self, workspace_id: UUID, url: str, credential: tuple[str, str] | None, commit: str,
+                   branch: str, expected: str | None, *, allow_http: bool) -> PushResult:
+        """Make `branch` on the remote `commit` if it is `expected` there now (PushError otherwise)."""
+        return await self._fetcher.run(push.push_commit, self._mirror(workspace_id), url, credential, commit,
+                                       branch, expected, allow_http)
+
+    async def rebase(self, workspace_id: UUID, base: str, head: str, onto_branch: str,
+                     committer: tuple[str, str]) -> RebaseResult:
+        """The task's commits replayed on `onto_branch` (written, no ref moved), or the conflicting paths."""
+        return await self._worker.run(rebase.rebase_commits, self._mirror(workspace_id), base, head, onto_branch,
+                                      committer)
+
+    async def set_task_head(self, workspace_id: UUID, task_id: UUID, commit: str) -> None:
+        await self._worker.run(rebase.set_ref, self._mirror(workspace_id), task_ref(task_id), commit)
 
     # -- review --------------------------------------------------------------------------------------
 

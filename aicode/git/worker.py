@@ -37,8 +37,8 @@ T = TypeVar("T")
 
 # Modules the worker needs, imported before it drops privileges: afterwards it may not be able
 # to read the interpreter's files (a Python under /root, say).
-_PRELOAD = ("pygit2", "aicode.git.checkout", "aicode.git.mirror", "aicode.git.patches",
-            "zlib", "hashlib", "json", "traceback", "linecache")
+_PRELOAD = ("pygit2", "aicode.git.checkout", "aicode.git.mirror", "aicode.git.patches", "aicode.git.push",
+            "aicode.git.rebase", "aicode.git.transfer", "subprocess", "tempfile", "zlib", "hashlib", "json", "traceback", "linecache")
 # Folders the store may be mounted over in the worker's private namespace, first that exists wins.
 _MOUNT_POINTS = ("/mnt", "/media", "/srv")
 _CLONE_NEWNS = 0x00020000
@@ -51,6 +51,7 @@ _CONNECT_TIMEOUT_MS = 15_000
 _READ_TIMEOUT_MS = 120_000
 
 _root: Path | None = None
+_NO_CONFIG = "/nonexistent/aicode-no-git-config"
 
 
 class GitWorkerError(Exception):
@@ -116,6 +117,12 @@ def _enter(git_root: str, uid: int, gid: int) -> None:
 
     pygit2.settings.server_connect_timeout = _CONNECT_TIMEOUT_MS
     pygit2.settings.server_timeout = _READ_TIMEOUT_MS
+    # The store's repositories are the server's alone: no user's or system git config applies to them,
+    # and libgit2 must not even look (a ~/.gitconfig of root's is one the git uid may not stat, which
+    # libgit2 takes for an error).
+    for level in (pygit2.enums.ConfigLevel.SYSTEM, pygit2.enums.ConfigLevel.XDG, pygit2.enums.ConfigLevel.GLOBAL,
+                  pygit2.enums.ConfigLevel.PROGRAMDATA):
+        pygit2.settings.search_path[level] = _NO_CONFIG
     root = Path(git_root)
     if os.geteuid() == 0:
         mounted = _bind_store(root)

@@ -32,6 +32,8 @@ ERROR_DESCRIPTIONS = {
     415: "The body must be JSON sent with 'Content-Type: application/json'",
     429: "A limit is reached (failed sign-ins, queued tasks, workspaces, fetches under way); "
          "`Retry-After` says when to try again",
+    502: "A service beyond the server (a forge's API, a git remote) failed or could not be reached; `detail` "
+         "names it",
     503: "A service the server depends on (database, Docker engine) is unreachable",
 }
 
@@ -54,6 +56,13 @@ ROUTE_ERRORS: dict[str, tuple[int, ...]] = {
     "GET /api/tasks/{task_id}/diff": (409,),
     "GET /api/tasks/{task_id}/files": (409,),
     "GET /api/tasks/{task_id}/patch": (409,),
+    "POST /api/tasks/{task_id}/push": (409, 502),
+    "POST /api/tasks/{task_id}/pull-request": (409, 429, 502),
+    "POST /api/tasks/{task_id}/rebase": (409, 429, 502),
+    "PUT /api/me/forge-identities": (409,),
+    "POST /api/workspaces/{workspace_id}/webhook": (409,),
+    "POST /api/hooks/github/{workspace_id}": (401, 404, 409),
+    "POST /api/hooks/gitlab/{workspace_id}": (401, 404, 409),
     "GET /readyz": (503,),
 }
 

@@ -88,6 +88,10 @@ class DataLayout:
         """What the last snapshot of the working copy saw (for skipping unchanged files)."""
         return self.task_dir(task_id) / "snapshot.json"
 
+    def setup_done(self, task_id: UUID) -> Path:
+        """Marks a working copy the workspace's setup command has run in (only the server writes here)."""
+        return self.task_dir(task_id) / "setup.done"
+
     def prepare(self) -> None:
         """Create the top folders with their owners and modes (at start-up; idempotent)."""
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from uuid import UUID
 
+import msgspec
 from litestar import Controller, Request, Response, WebSocket, get, post, websocket
 from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
@@ -20,7 +21,7 @@ from aicode.errors import AicodeError
 from aicode.http.heartbeat import with_heartbeats
 from aicode.tasks.events import WireEvent
 from aicode.tasks.models import STATUSES, TaskRecord
-from aicode.tasks.schemas import FileEntry, FollowUp, Task, TaskCreate
+from aicode.tasks.schemas import FileEntry, FollowUp, PullRequestOut, Task, TaskCreate, TaskOrigin
 from aicode.tasks.service import TaskService
 
 __all__ = ["TaskController", "TaskStreamController", "task_out"]
@@ -31,7 +32,10 @@ After = Annotated[int, QueryParameter(ge=0, le=MAX_SEQ, description="only events
 
 
 def task_out(task: TaskRecord) -> Task:
-    return Task(**{name: getattr(task, name) for name in Task.__struct_fields__})
+    fields = {name: getattr(task, name) for name in Task.__struct_fields__}
+    fields["pull_request"] = msgspec.convert(task.pull_request, PullRequestOut) if task.pull_request else None
+    fields["origin"] = msgspec.convert(task.origin, TaskOrigin) if task.origin else None
+    return Task(**fields)
 
 
 # Reverse proxies close connections that stay silent for about a minute; an agent can think longer.

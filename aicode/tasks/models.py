@@ -64,6 +64,10 @@ class TaskRecord:
     turn_user_id: UUID  # who asked for the pending or running turn: it runs with their credential
     max_cost_usd: float | None
     node: str | None  # the node that runs, or last ran, a turn of the task
+    remote_branch: str | None = None  # where the task branch was pushed
+    pushed_commit: str | None = None  # what the last push left there
+    pull_request: dict[str, Any] | None = None  # {url, number, state, draft}
+    origin: dict[str, Any] | None = None  # the forge comment that started the task
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> TaskRecord:
@@ -85,6 +89,7 @@ class NewTask:
     base_branch: str
     branch: str
     max_cost_usd: float | None
+    origin: dict[str, Any] | None = None  # the forge comment that asked for it
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,12 @@ class PortableState:
         log.warning("task.state_not_stored", task_id=str(task.id), problems=problems)
         return "; ".join(problems) + ": follow-ups of this task can only run on this node"
 
+    async def save_commits(self, task: TaskRecord, since: str, head: str) -> None:
+        """Store commits made outside a turn (a rebase) so that every node can continue from them;
+        TransferError beyond the cap."""
+        objects = await self._store.export_objects(task.workspace_id, since, head, MAX_TURN_OBJECTS_BYTES)
+        await self._repo.add_objects(task.id, since, head, objects)
+
     async def ensure_commits(self, task: TaskRecord) -> None:
         """The task's commits in this node's mirror, restored from the database if they are not."""
         if task.head_commit is None or await self._store.has_task_head(task.workspace_id, task.id,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -23,6 +24,7 @@ from aicode.tasks.events import TaskEventBus
 from aicode.tasks.execution import AgentExecution, StopSignal
 from aicode.tasks.models import TaskChange, TaskRecord, TaskStatus, TurnUsage
 from aicode.tasks.repo import TaskRepo
+from aicode.tasks.setup_command import SetupCommands, SetupResult
 from aicode.tasks.turn_container import TurnContainers
 from aicode.tasks.turn_plan import TurnFailure, TurnPlanner, commit_title
 from aicode.tasks.verdict import judge
@@ -47,6 +49,16 @@ class TurnReport:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def _setup_failed(task: TaskRecord, setup: SetupResult) -> TurnReport:
+    """The turn's report when the setup command did not succeed: the agent never ran, nothing is committed."""
+    if setup.ended_by == "cancelled":
+        return TurnReport(status=TaskStatus.CANCELLED, error=None)
+    if setup.ended_by in ("shutdown", "lost"):
+        return TurnReport(status=TaskStatus.INTERRUPTED,
+                          error="the server stopped during the setup command; send a follow-up to start again")
+    return TurnReport(status=TaskStatus.FAILED, error=setup.error)
+
+
 class PhaseClock:
     """Milliseconds spent in each phase of a turn, for the log line operators tune with."""
 
@@ -64,6 +76,7 @@ class TaskRunner:
     def __init__(
         self, node: str, tasks: TaskRepo, workspaces: WorkspaceRepo, bus: TaskEventBus, planner: TurnPlanner,
         copies: WorkingCopies, containers: TurnContainers, execution: AgentExecution, layout: DataLayout,
+        setup: SetupCommands, turn_ended: Callable[[TaskRecord], None] | None = None,
     ) -> None:
         self._node = node
         self._tasks = tasks
@@ -74,6 +87,9 @@ class TaskRunner:
         self._containers = containers
         self._execution = execution
         self._layout = layout
+        self._setup = setup
+        # Told of each turn once its record is closed (the forge round trip's re-push and pull request).
+        self._turn_ended = turn_ended
 
     async def drain(self) -> None:
         """Wait for container clean-ups still in flight (at shutdown)."""
@@ -131,6 +147,12 @@ class TaskRunner:
             clock.lap("prepare")
             container = await starting
             clock.lap("container")
+            if self._setup.needed(task.id, workspace):
+                setup = await self._setup.run(task.id, container.id, workspace, stop)
+                clock.lap("setup")
+                if not setup.ok:
+                    self._containers.clean_up(task.id, container, None, plan.env)
+                    return _setup_failed(task, setup)
             parser = plan.driver.parser()
             result = ExecResult()
             ended_by: str | None = "crashed"
@@ -177,5 +199,7 @@ class TaskRunner:
                 return
             data = {"status": report.status} | ({"error": report.error} if report.error else {})
             await batch.add([*report.events, ("task.status", data)])
+        if self._turn_ended is not None:
+            self._turn_ended(ended)
         log.info("task.turn_finished", task_id=str(task.id), status=report.status, error=report.error,
                  timings_ms=report.timings)

@@ -59,6 +59,26 @@ class Task(msgspec.Struct):
     max_cost_usd: float | None
     turn_user_id: UUID
     node: str | None  # the node that runs, or last ran, its latest turn
+    remote_branch: str | None = None  # the branch on the workspace's remote it was pushed to
+    pushed_commit: str | None = None
+    pull_request: PullRequestOut | None = None
+    origin: TaskOrigin | None = None  # the forge comment that started it
+
+
+class PullRequestOut(msgspec.Struct):
+    url: str
+    number: int
+    state: str  # open, draft, closed or merged
+    draft: bool = False
+
+
+class TaskOrigin(msgspec.Struct):
+    kind: str  # github or gitlab
+    repo: str
+    number: int
+    on_pull_request: bool
+    login: str
+    comment_url: str | None = None
 
 
 class FileEntry(msgspec.Struct):

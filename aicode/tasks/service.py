@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 import structlog
@@ -65,8 +65,10 @@ class TaskService:
         self._max_timeout_s = max_timeout_s
         self._max_queued = max_queued_per_user
 
-    async def submit(self, actor: UserRecord, workspace_id: UUID, request: TaskCreate) -> TaskRecord:
-        """Store the task as queued (with its first event); the first node with a free slot claims it."""
+    async def submit(self, actor: UserRecord, workspace_id: UUID, request: TaskCreate,
+                     origin: dict[str, Any] | None = None) -> TaskRecord:
+        """Store the task as queued (with its first event); the first node with a free slot claims it.
+        `origin`: the forge comment that asked for it, answered when the task ends."""
         workspace = await self._workspaces.get(actor, workspace_id, Action.RUN)
         if (request.timeout_s or 0) > self._max_timeout_s:
             raise InvalidInputError(f"timeout_s may be at most {self._max_timeout_s} on this server "
@@ -87,7 +89,7 @@ class TaskService:
                 id=task_id, workspace_id=workspace.id, user_id=actor.id, agent=request.agent, prompt=request.prompt,
                 model=request.model, max_turns=request.max_turns,
                 timeout_s=request.timeout_s or self._default_timeout_s, base_branch=base_branch,
-                branch=f"aicode/{task_id}", max_cost_usd=request.max_cost_usd,
+                branch=f"aicode/{task_id}", max_cost_usd=request.max_cost_usd, origin=origin,
             ), batch.conn)
             await batch.add([("task.status", {"status": TaskStatus.QUEUED})])
             await self._queue.notify_queued(batch.conn)

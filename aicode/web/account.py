@@ -25,6 +25,8 @@ from aicode.auth.sso.state import SIGN_IN_STATE_TTL_S
 from aicode.credentials.controller import AnthropicCredential
 from aicode.credentials.service import CredentialService
 from aicode.errors import AicodeError, AuthenticationError, InvalidInputError
+from aicode.forges.hooks import ForgeHooks
+from aicode.forges.schemas import ForgeIdentitiesUpdate
 from aicode.web.errors import safe_next
 from aicode.web.forms import form_values, parse_form
 from aicode.web.templating import page
@@ -36,6 +38,7 @@ _DONE = {
     "credential": "Anthropic credential saved. It is stored encrypted and will not be shown again.",
     "credential-removed": "Anthropic credential removed.",
     "revoked": "API token revoked.",
+    "forge": "Forge logins saved.",
 }
 
 
@@ -167,6 +170,21 @@ class SettingsPages(Controller):
         await credential_service.remove(request.user)
         return Redirect("/settings?done=credential-removed", status_code=HTTP_303_SEE_OTHER)
 
+    @post("/forge-identities")
+    async def link_forge_logins(
+        self, request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService],
+        credential_service: NamedDependency[CredentialService], forge_hooks: NamedDependency[ForgeHooks],
+    ) -> Response[Any]:
+        """Link the logins given; a field left empty unlinks that forge."""
+        values = await form_values(request, ("github", "gitlab"))
+        try:
+            given = parse_form({kind: values.get(kind) for kind in ("github", "gitlab")}, ForgeIdentitiesUpdate)
+            await forge_hooks.link(request.user, {"github": given.github or None, "gitlab": given.gitlab or None})
+        except AicodeError as exc:
+            return await self._render(request, auth_service, credential_service, status_code=exc.status_code,
+                                      forge_error=exc.detail)
+        return Redirect("/settings?done=forge", status_code=HTTP_303_SEE_OTHER)
+
     @post("/tokens")
     async def create_token(
         self, request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService],
@@ -198,5 +216,7 @@ class SettingsPages(Controller):
         credential = await credential_service.describe(request.user.id)
         tokens = await auth_service.list_api_tokens(request.user)
         month_spent = await request.app.state.usage_repo.month_spent_by_user(request.user.id)
+        forge_identities = await request.app.state.forge_hooks.identities(request.user)
         return page("settings.html", status_code=status_code, nav="settings", credential=credential,
-                    tokens=tokens, month_spent=month_spent, budget=request.user.monthly_budget_usd, **context)
+                    tokens=tokens, month_spent=month_spent, budget=request.user.monthly_budget_usd,
+                    forge_identities=forge_identities, **context)

@@ -10,15 +10,17 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Template
 
-from aicode.access.policy import listing_scope
+from aicode.access.policy import Action, listing_scope, permits
 from aicode.auth.models import UserRecord
 from aicode.errors import NotFoundError
+from aicode.forges.models import ForgeSettings
 from aicode.tasks.models import TERMINAL_STATUSES, TaskStatus
 from aicode.tasks.queue_repo import TaskQueueRepo
 from aicode.tasks.service import TaskService
 from aicode.web.charts import usage_chart
 from aicode.web.repo import DashboardRepo
 from aicode.web.templating import page
+from aicode.workspaces.service import WorkspaceService
 
 __all__ = ["OverviewPages", "TaskPages"]
 
@@ -51,10 +53,16 @@ class TaskPages(Controller):
     async def task(
         self, task_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
         task_service: NamedDependency[TaskService], dashboard: NamedDependency[DashboardRepo],
+        workspace_service: NamedDependency[WorkspaceService],
     ) -> Template:
         """The page's frame; static/task.js fills in the event feed, live stats and the diff."""
         task = await task_service.get(request.user, task_id)
         row = await dashboard.one(task.id)
         if row is None:
             raise NotFoundError(f"no task with id {task_id}")
-        return page("task.html", nav="workspaces", task=task, row=row, terminal=task.status in TERMINAL_STATUSES)
+        workspace = await workspace_service.get(request.user, task.workspace_id)
+        role = await workspace_service.role(request.user, workspace.id)
+        may_publish = permits(role, Action.PUBLISH, admin=request.user.is_admin)
+        return page("task.html", nav="workspaces", task=task, row=row, terminal=task.status in TERMINAL_STATUSES,
+                    can_push=may_publish and not workspace.repo_url.startswith("/"),
+                    forge=ForgeSettings.from_json(workspace.forge) if may_publish else None)

@@ -15,6 +15,7 @@ from aicode.access.members import MemberService
 from aicode.access.policy import Action, Role, listing_scope, permits
 from aicode.auth.models import UserRecord
 from aicode.errors import AicodeError
+from aicode.forges.hooks import ForgeHooks
 from aicode.http.urls import redact_userinfo, without_userinfo
 from aicode.tasks.models import STATUSES
 from aicode.tasks.schemas import TaskCreate
@@ -23,7 +24,7 @@ from aicode.web.forms import form_values, parse_form
 from aicode.web.repo import DashboardRepo, TaskFilter
 from aicode.web.templating import page
 from aicode.workspaces.models import WorkspaceRecord
-from aicode.workspaces.schemas import WorkspaceCreate
+from aicode.workspaces.schemas import WorkspaceCreate, WorkspaceUpdate
 from aicode.workspaces.service import WorkspaceService
 
 __all__ = ["WorkspacePages"]
@@ -150,6 +151,42 @@ class WorkspacePages(Controller):
             return Redirect("/workspaces", status_code=HTTP_303_SEE_OTHER)
         return Redirect(f"/workspaces/{workspace.id}#members-head", status_code=HTTP_303_SEE_OTHER)
 
+    @post("/{workspace_id:uuid}/forge")
+    async def forge(
+        self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
+        workspace_service: NamedDependency[WorkspaceService], dashboard: NamedDependency[DashboardRepo],
+        member_service: NamedDependency[MemberService],
+    ) -> Response[Any]:
+        """Save the forge, auto pull request and setup command (owners)."""
+        workspace = await workspace_service.get(request.user, workspace_id)
+        values = await form_values(request, ("kind", "repo", "api_url", "token", "trigger", "auto_pr", "setup"))
+        forge = {key: values[key] for key in ("kind", "repo", "api_url", "token", "trigger") if key in values}
+        try:
+            update = parse_form({"forge": forge if values.get("kind") else None, "auto_pr": values.get("auto_pr"),
+                                 "setup": values.get("setup", "")}, WorkspaceUpdate)
+            await workspace_service.update(request.user, workspace.id, update)
+        except AicodeError as exc:
+            return await self._render_workspace(request, workspace, dashboard, member_service, TaskFilter(),
+                                                status_code=exc.status_code, forge_error=exc.detail)
+        return Redirect(f"/workspaces/{workspace.id}#forge-head", status_code=HTTP_303_SEE_OTHER)
+
+    @post("/{workspace_id:uuid}/webhook")
+    async def webhook(
+        self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
+        workspace_service: NamedDependency[WorkspaceService], dashboard: NamedDependency[DashboardRepo],
+        member_service: NamedDependency[MemberService], forge_hooks: NamedDependency[ForgeHooks],
+    ) -> Response[Any]:
+        """A new webhook secret, shown on the page this once (owners)."""
+        workspace = await workspace_service.get(request.user, workspace_id)
+        try:
+            setup = await forge_hooks.set_up_webhook(request.user, workspace.id)
+        except AicodeError as exc:
+            return await self._render_workspace(request, workspace, dashboard, member_service, TaskFilter(),
+                                                status_code=exc.status_code, forge_error=exc.detail)
+        workspace = await workspace_service.get(request.user, workspace.id)
+        return await self._render_workspace(request, workspace, dashboard, member_service, TaskFilter(),
+                                            webhook_secret=setup.secret)
+
     @staticmethod
     async def _render_list(request: Request[UserRecord, Any, Any], workspace_service: WorkspaceService,
                            *, status_code: int = 200, **context: Any) -> Template:
@@ -172,4 +209,5 @@ class WorkspacePages(Controller):
         return page("workspace.html", status_code=status_code, nav="workspaces", workspace=workspace, tasks=tasks,
                     authors=authors, filters=found, statuses=STATUSES, tasks_shown=TASKS_SHOWN, members=members,
                     role=role, can_run=permits(role, Action.RUN, admin=admin),
-                    can_manage=permits(role, Action.MANAGE, admin=admin), **context)
+                    can_manage=permits(role, Action.MANAGE, admin=admin),
+                    site_url=request.app.state.settings.site_url, **context)

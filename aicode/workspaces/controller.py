@@ -13,8 +13,9 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from aicode.access.policy import Role
 from aicode.auth.models import UserRecord
+from aicode.forges.models import ForgeSettings
 from aicode.workspaces.models import WorkspaceRecord
-from aicode.workspaces.schemas import Limits, Workspace, WorkspaceCreate, WorkspaceUpdate
+from aicode.workspaces.schemas import ForgeOut, Limits, Webhook, Workspace, WorkspaceCreate, WorkspaceUpdate
 from aicode.workspaces.service import WorkspaceService
 
 __all__ = ["WorkspaceController", "workspace_out"]
@@ -22,7 +23,15 @@ __all__ = ["WorkspaceController", "workspace_out"]
 
 def workspace_out(ws: WorkspaceRecord, role: Role | None) -> Workspace:
     """The workspace as the API shows it to someone with `role` in it (None: an admin who is not a member)."""
+    forge = ForgeSettings.from_json(ws.forge)
     return Workspace(
+        forge=ForgeOut(kind=forge.kind, repo=forge.repo, api_url=forge.api_url, trigger=forge.trigger,
+                       has_token=ws.forge_token_enc is not None) if forge else None,
+        auto_pr=ws.auto_pr,
+        setup=ws.setup,
+        setup_timeout_s=ws.setup_timeout_s,
+        webhook=Webhook(path=f"/api/hooks/{forge.kind}/{ws.id}", configured=ws.webhook_secret_enc is not None)
+        if forge else None,
         id=ws.id,
         name=ws.name,
         owner_id=ws.owner_id,

@@ -34,6 +34,12 @@ class WorkspaceRecord:
     updated_at: datetime
     egress_allow: list[str] = field(default_factory=list)
     monthly_budget_usd: float | None = None
+    forge: dict[str, Any] | None = None  # see aicode.forges.models.ForgeSettings
+    forge_token_enc: bytes | None = field(default=None, repr=False)
+    auto_pr: str = "off"
+    setup: str | None = None
+    setup_timeout_s: int | None = None
+    webhook_secret_enc: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +53,16 @@ class WorkspaceChange:
     limits: dict[str, Any] | None = None
     network: str | None = None
     egress_allow: tuple[str, ...] | None = None
+    forge: dict[str, Any] | None = None
+    forge_token_enc: bytes | None = field(default=None, repr=False)
+    auto_pr: str | None = None
+    setup: str | None = None
+    setup_timeout_s: int | None = None
+    webhook_secret_enc: bytes | None = field(default=None, repr=False)
+    # Settings removed (set to NULL), by column name: forge, forge_token_enc, setup, setup_timeout_s.
+    cleared: tuple[str, ...] = ()
 
     def names(self) -> list[str]:
-        """The settings it sets, by name (never a value: one of them is a sealed token)."""
-        return [name for name in self.__slots__ if getattr(self, name) is not None]
+        """The settings it sets or removes, by name (never a value: some are sealed secrets)."""
+        return [name for name in self.__slots__ if name != "cleared" and getattr(self, name) is not None] + list(
+            self.cleared)

@@ -18,10 +18,14 @@ __all__ = ["WorkspaceRepo"]
 
 _COLUMNS = (
     "id, owner_id, name, repo_url, repo_token_enc, default_branch, image, limits, network, status, error,"
-    " last_synced_at, created_at, updated_at, egress_allow, monthly_budget_usd"
+    " last_synced_at, created_at, updated_at, egress_allow, monthly_budget_usd, forge, forge_token_enc, auto_pr,"
+    " setup, setup_timeout_s, webhook_secret_enc"
 )
 # Columns PATCH may change, each set only when its parameter is not NULL.
-_UPDATABLE = ("name", "repo_token_enc", "default_branch", "image", "limits", "network", "egress_allow")
+_UPDATABLE = ("name", "repo_token_enc", "default_branch", "image", "limits", "network", "egress_allow", "forge",
+              "forge_token_enc", "auto_pr", "setup", "setup_timeout_s", "webhook_secret_enc")
+# Of those, the ones a change may also remove.
+_CLEARABLE = ("forge", "forge_token_enc", "setup", "setup_timeout_s", "webhook_secret_enc")
 
 
 def _record(row: asyncpg.Record | None) -> WorkspaceRecord | None:
@@ -50,17 +54,21 @@ class WorkspaceRepo:
         limits: dict[str, Any],
         network: str | None,
         egress_allow: tuple[str, ...] = (),
+        forge: WorkspaceChange = WorkspaceChange(),
     ) -> WorkspaceRecord:
-        """Insert the workspace with its creator as its first owner, in one transaction."""
+        """Insert the workspace with its creator as its first owner, in one transaction. `forge` holds the
+        forge round trip's settings (forge, its token, auto_pr, setup)."""
         try:
             async with self._db.transaction() as conn:
                 row = await conn.fetchrow(
                     f"""INSERT INTO workspaces
                             (owner_id, name, repo_url, repo_token_enc, default_branch, image, limits, network,
-                             egress_allow)
-                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_COLUMNS}""",
+                             egress_allow, forge, forge_token_enc, auto_pr, setup, setup_timeout_s)
+                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12, 'off'), $13, $14)
+                        RETURNING {_COLUMNS}""",
                     owner_id, name, repo_url, repo_token_enc, default_branch, image, limits, network,
-                    list(egress_allow),
+                    list(egress_allow), forge.forge, forge.forge_token_enc, forge.auto_pr, forge.setup,
+                    forge.setup_timeout_s,
                 )
                 assert row is not None
                 await conn.execute(
@@ -89,8 +97,13 @@ class WorkspaceRepo:
         return [WorkspaceRecord(**dict(row)) for row in rows]
 
     async def update(self, workspace_id: UUID, change: WorkspaceChange) -> WorkspaceRecord | None:
+        unknown = set(change.cleared) - set(_CLEARABLE)
+        if unknown:
+            raise ValueError(f"these workspace settings cannot be removed: {sorted(unknown)}")
         values = [list(v) if isinstance(v := getattr(change, column), tuple) else v for column in _UPDATABLE]
-        assignments = ", ".join(f"{col} = coalesce(${i}, {col})" for i, col in enumerate(_UPDATABLE, start=2))
+        assignments = ", ".join(
+            f"{col} = CASE WHEN {col in change.cleared} THEN NULL ELSE coalesce(${i}, {col}) END"
+            for i, col in enumerate(_UPDATABLE, start=2))
         try:
             row = await self._db.pool.fetchrow(
                 f"UPDATE workspaces SET {assignments}, updated_at = now() WHERE id = $1 RETURNING {_COLUMNS}",

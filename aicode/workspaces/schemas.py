@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
 
-__all__ = ["Limits", "Workspace", "WorkspaceCreate", "WorkspaceUpdate"]
+__all__ = ["ForgeIn", "ForgeOut", "Limits", "Webhook", "Workspace", "WorkspaceCreate", "WorkspaceUpdate"]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 WorkspaceName = Annotated[
@@ -45,6 +45,45 @@ RepoUrl = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 RepoToken = Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
 
 
+ForgeRepo = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$", max_length=500,
+                      description="owner/name on GitHub; the project path (group/subgroup/name) on GitLab")
+]
+Trigger = Annotated[
+    str, msgspec.Meta(pattern=r"^[@/!][A-Za-z0-9][A-Za-z0-9_.-]{0,38}$",
+                      description="the mention that starts a task from a forge comment (default @aicode)")
+]
+SetupCommand = Annotated[str, msgspec.Meta(max_length=4000, description="a shell command run in the container "
+                                           "before the agent's first turn (e.g. `npm ci`); empty removes it")]
+SetupTimeout = Annotated[int, msgspec.Meta(ge=1, le=3600)]
+AutoPr = Literal["off", "draft", "ready"]
+
+
+class ForgeIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Where the workspace's pull requests go. `token` defaults to the repository token."""
+
+    kind: Literal["github", "gitlab"]
+    repo: ForgeRepo
+    api_url: RepoUrl | None = None  # default: the public API of the kind (set it for GHE or self-hosted GitLab)
+    token: RepoToken | None = None
+    trigger: Trigger | None = None
+
+
+class ForgeOut(msgspec.Struct):
+    kind: str
+    repo: str
+    api_url: str
+    trigger: str
+    has_token: bool  # its own token; otherwise the repository token is used
+
+
+class Webhook(msgspec.Struct):
+    """Where the forge sends comments (POST /api/workspaces/{id}/webhook sets up the secret)."""
+
+    path: str
+    configured: bool
+
+
 class Limits(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """Per-container resource limits; unset ones fall back to the server's defaults."""
 
@@ -62,6 +101,10 @@ class WorkspaceCreate(msgspec.Struct, forbid_unknown_fields=True):
     limits: Limits | None = None
     network: Network | None = None
     egress_allow: EgressAllow | None = None
+    forge: ForgeIn | None = None
+    auto_pr: AutoPr | None = None
+    setup: SetupCommand | None = None
+    setup_timeout_s: SetupTimeout | None = None
 
 
 class WorkspaceUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -74,6 +117,12 @@ class WorkspaceUpdate(msgspec.Struct, forbid_unknown_fields=True):
     egress_allow: EgressAllow | None = None
     # Admins only; null removes the budget.
     monthly_budget_usd: Budget | None | msgspec.UnsetType = msgspec.UNSET
+    # null removes the forge (and its token).
+    forge: ForgeIn | None | msgspec.UnsetType = msgspec.UNSET
+    auto_pr: AutoPr | None = None
+    # null or "" removes the setup command.
+    setup: SetupCommand | None | msgspec.UnsetType = msgspec.UNSET
+    setup_timeout_s: SetupTimeout | None = None
 
 
 class Workspace(msgspec.Struct):
@@ -95,3 +144,8 @@ class Workspace(msgspec.Struct):
     monthly_budget_usd: float | None = None
     # Your role in it: owner, editor or viewer (null for an admin who is not a member).
     role: str | None = None
+    forge: ForgeOut | None = None
+    auto_pr: str = "off"
+    setup: str | None = None
+    setup_timeout_s: int | None = None
+    webhook: Webhook | None = None

@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import msgspec
@@ -21,12 +22,14 @@ from aicode.auth.models import UserRecord
 from aicode.background import BackgroundTasks
 from aicode.crypto import SecretBox
 from aicode.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError, TooManyError
+from aicode.forges.models import DEFAULT_API_URLS, DEFAULT_TRIGGER, ForgeSettings
 from aicode.git.mirror import MirrorError, MirrorState
 from aicode.git.store import GitStore
+from aicode.http.urls import without_userinfo
 from aicode.workspaces.models import WorkspaceChange, WorkspaceRecord, WorkspaceStatus
 from aicode.workspaces.remotes import check_remote_host
 from aicode.workspaces.repo import WorkspaceRepo
-from aicode.workspaces.schemas import Limits, WorkspaceCreate, WorkspaceUpdate
+from aicode.workspaces.schemas import ForgeIn, Limits, WorkspaceCreate, WorkspaceUpdate
 from aicode.workspaces.sources import RepoSource, parse_repo_source, resolve_local_git_dir
 
 __all__ = ["WorkspaceService"]
@@ -112,6 +115,8 @@ class WorkspaceService:
             await asyncio.to_thread(check_remote_host, source.url, self._allowed_hosts)
         self._check_fetch_room(actor)
         self._check_network(actor, request.network)
+        forge = await self._forge_settings(request.forge) if request.forge is not None else WorkspaceChange()
+        setup = (request.setup or "").strip() or None
         workspace = await self._repo.insert(
             owner_id=actor.id,
             name=request.name,
@@ -122,6 +127,8 @@ class WorkspaceService:
             limits=_limits(request.limits) or {},
             network=request.network,
             egress_allow=tuple(request.egress_allow or ()),
+            forge=WorkspaceChange(forge=forge.forge, forge_token_enc=forge.forge_token_enc, auto_pr=request.auto_pr,
+                                  setup=setup, setup_timeout_s=request.setup_timeout_s),
         )
         log.info("workspace.created", workspace_id=str(workspace.id), name=workspace.name, repo=source.url)
         await self._audit.record(actor, "workspace.create", ("workspace", workspace.id), name=workspace.name,
@@ -145,16 +152,32 @@ class WorkspaceService:
             current = self.credential(workspace)
             user = current[0] if current else "x-access-token"
             sealed = self._box.seal(f"{user}:{request.repo_token}")
+        cleared: list[str] = []
+        forge = WorkspaceChange()
+        if request.forge is None:
+            cleared += ["forge", "forge_token_enc", "webhook_secret_enc"]
+        elif not isinstance(request.forge, msgspec.UnsetType):
+            forge = await self._forge_settings(request.forge)
+            before = ForgeSettings.from_json(workspace.forge)
+            if request.forge.token is None and before is not None and before.kind != request.forge.kind:
+                cleared.append("forge_token_enc")  # a token for one forge is no token for another
+        setup: str | None = None
+        if not isinstance(request.setup, msgspec.UnsetType):
+            setup = (request.setup or "").strip() or None
+            if setup is None:
+                cleared += ["setup", "setup_timeout_s"]
         change = WorkspaceChange(
             name=request.name, repo_token_enc=sealed, default_branch=request.default_branch, image=request.image,
             limits=_limits(request.limits), network=request.network,
             egress_allow=tuple(request.egress_allow) if request.egress_allow is not None else None,
+            forge=forge.forge, forge_token_enc=forge.forge_token_enc, auto_pr=request.auto_pr, setup=setup,
+            setup_timeout_s=request.setup_timeout_s, cleared=tuple(cleared),
         )
         updated = await self._repo.update(workspace.id, change)
         if updated is None:
             raise NotFoundError(f"no workspace with id {workspace_id}")
         log.info("workspace.updated", workspace_id=str(workspace.id), fields=change.names())
-        changed = {"repo_token" if name == "repo_token_enc" else name for name in change.names()}  # never the token
+        changed = {name.removesuffix("_enc") for name in change.names()}  # names only: never a token
         if budget_given:
             changed.add("monthly_budget_usd")
         await self._audit.record(actor, "workspace.update", ("workspace", workspace.id), fields=sorted(changed))
@@ -209,6 +232,21 @@ class WorkspaceService:
             self._start_clone(workspace)
 
     # -- internals -----------------------------------------------------------------------------
+
+    async def _forge_settings(self, given: ForgeIn) -> WorkspaceChange:
+        """The forge as stored (its API address checked like a repository's) and its sealed token."""
+        api_url = (given.api_url or DEFAULT_API_URLS[given.kind]).strip().rstrip("/")
+        parts = urlsplit(api_url)
+        if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment \
+                or parts.username or parts.password:
+            raise InvalidInputError(f"forge.api_url {without_userinfo(api_url)!r} must be an https URL without "
+                                    "credentials, query or fragment (such as https://github.example.com/api/v3)")
+        if parts.scheme == "http" and not self._allow_insecure:
+            raise InvalidInputError("forge.api_url must use https (a token would travel unencrypted over http)")
+        await asyncio.to_thread(check_remote_host, api_url, self._allowed_hosts)
+        forge = ForgeSettings(kind=given.kind, api_url=api_url, repo=given.repo, trigger=given.trigger or DEFAULT_TRIGGER)
+        return WorkspaceChange(forge=forge.to_json(),
+                               forge_token_enc=self._box.seal(given.token) if given.token else None)
 
     def network_choices(self, actor: UserRecord) -> builtins.list[str]:
         """The network policies `actor` may give a workspace."""

@@ -5,6 +5,12 @@
 - ``images``: ``ensure_fake_image()`` builds the workspace image with the fake as ``claude`` (offline, cached).
 - ``containers``: run a command in a hardened container and collect its stdout/stderr lines.
 - ``fixtures``: pytest fixtures over all of the above (import them, or list the module in ``pytest_plugins``).
+
+And for the forge side (each served from a thread of its own, see ``threaded_server``):
+
+- ``git_http``: ``GitHttpServer``, a real git server over smart HTTP (``git http-backend``) with Basic auth and
+  GitHub-like protected branches.
+- ``forges``: ``FakeGitHub`` / ``FakeGitLab`` REST APIs, and the webhook deliveries they send.
 """
 
 from tests.fakes.containers import (
@@ -15,11 +21,14 @@ from tests.fakes.containers import (
     run_container,
     started_container,
 )
+from tests.fakes.forges import FakeGitHub, FakeGitLab, github_comment_delivery, gitlab_note_delivery
+from tests.fakes.git_http import GitHttpServer
 from tests.fakes.images import DEFAULT_BASE_IMAGE, FAKE_CLAUDE, ensure_fake_image, fake_image_tag, wait_for_image
 from tests.fakes.mock_anthropic import ApiError, MockAnthropic, Reply, error, reply, text, thinking, tool_use
 
 __all__ = [
-    "DEFAULT_BASE_IMAGE", "FAKE_CLAUDE", "ApiError", "ContainerOutput", "MockAnthropic", "Reply",
-    "RunningContainer", "container_config", "ensure_fake_image", "error", "fake_image_tag", "json_lines",
-    "reply", "run_container", "started_container", "text", "thinking", "tool_use", "wait_for_image",
+    "DEFAULT_BASE_IMAGE", "FAKE_CLAUDE", "ApiError", "ContainerOutput", "FakeGitHub", "FakeGitLab", "GitHttpServer",
+    "MockAnthropic", "Reply", "RunningContainer", "container_config", "ensure_fake_image", "error", "fake_image_tag",
+    "github_comment_delivery", "gitlab_note_delivery", "json_lines", "reply", "run_container", "started_container",
+    "text", "thinking", "tool_use", "wait_for_image",
 ]

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aicode.cli.client import auth_commands, mcp_server, review_commands, task_commands, workspace_commands
+from aicode.cli.client import (
+    auth_commands,
+    forge_commands,
+    mcp_server,
+    review_commands,
+    task_commands,
+    workspace_commands,
+)
 from aicode.cli.client.common import client_options
 
 __all__ = ["register"]
@@ -13,5 +20,5 @@ __all__ = ["register"]
 def register(commands: Any) -> None:
     """Add the client commands to the `aicode` parser's subcommands."""
     options = client_options()
-    for module in (auth_commands, workspace_commands, task_commands, review_commands, mcp_server):
+    for module in (auth_commands, workspace_commands, task_commands, review_commands, forge_commands, mcp_server):
         module.register(commands, options)
