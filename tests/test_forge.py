@@ -349,6 +349,19 @@ async def test_a_signed_comment_starts_a_task_that_opens_a_pull_request_and_answ
     tasks = (await forge.client.get("/api/tasks", headers=forge.alice)).json()
     assert [t["id"] for t in tasks] == [task_id]
 
+    # A comment on the task's own pull request is a follow-up of the task: the pull request gets the new commit.
+    number = shown["pull_request"]["number"]
+    body, headers = github_comment_delivery(secret, repo=REPO, number=number, title="Greeting is missing",
+                                            body="(the task's description)", is_pull_request=True,
+                                            comment="@aicode @write greet.py hello", login="alice-gh")
+    followed = await _deliver(forge, "github", body, headers)
+    assert followed.status_code == 202 and followed.json()["task_id"] == task_id
+    again = await finished(forge.client, forge.alice, task_id)
+    assert again["status"] == "succeeded" and again["turns"] == 2
+    await eventually(lambda: forge.remote_branch(task) == again["head_commit"])
+    answer = await eventually(lambda: forge.github.comments.get((REPO, number)))
+    assert f"/tasks/{task_id}" in answer[0]["body"] and len(forge.github.open_pulls(REPO)) == 1
+
 
 async def test_unsigned_and_badly_signed_deliveries_are_refused(forge: Forge) -> None:
     secret = await _webhook(forge)

@@ -53,9 +53,19 @@ class Delivery:
     task_id: UUID | None = None
 
 
+def _asked(comment: ForgeComment, trigger: str) -> str:
+    return re.sub(rf"(?<![\w@./-]){re.escape(trigger)}(?![\w-])", "", comment.comment, flags=re.IGNORECASE).strip()
+
+
+def follow_up_prompt(comment: ForgeComment, trigger: str) -> str:
+    """A comment on the task's own pull request: what it asks, and who asked where."""
+    return (f"{_asked(comment, trigger) or 'Please address the comments on the pull request.'}\n\n"
+            f"---\nThis was asked in a comment by {comment.login} on the task's pull request #{comment.number}.\n")
+
+
 def task_prompt(comment: ForgeComment, trigger: str) -> str:
     """The comment (without the mention) and the issue or pull request it was written on."""
-    asked = re.sub(rf"(?<![\w@./-]){re.escape(trigger)}(?![\w-])", "", comment.comment, flags=re.IGNORECASE).strip()
+    asked = _asked(comment, trigger)
     where = "pull request" if comment.on_pull_request else "issue"
     return (f"{asked or 'Please look into this ' + where + '.'}\n\n"
             f"---\nThis was asked in a comment by {comment.login} on {where} #{comment.number} of {comment.repo}:\n\n"
@@ -145,6 +155,9 @@ class ForgeHooks:
                          f"{workspace.name}: only an editor or owner may start tasks there.")
             return Delivery("not_allowed", f"{user.username} may not run tasks in this workspace")
         try:
+            continued = await self._continue(user, workspace, comment, follow_up_prompt(comment, forge.trigger))
+            if continued is not None:
+                return continued
             task = await self._tasks.submit(user, workspace.id, TaskCreate(prompt=task_prompt(comment, forge.trigger)),
                                             origin=comment.origin())
         except AicodeError as exc:
@@ -155,6 +168,26 @@ class ForgeHooks:
         # The answer, with the task's links, comes when the task ends (ForgePublisher).
         log.info("forge.task_started", task_id=str(task.id), forge=forge.kind, login=comment.login)
         return Delivery("accepted", "task started", task_id=task.id)
+
+    async def _continue(self, user: UserRecord, workspace: WorkspaceRecord, comment: ForgeComment,
+                        prompt: str) -> Delivery | None:
+        """A comment on a task's own pull request is a follow-up of that task: same session, same branch,
+        and the pull request updated by the re-push after the turn. None when the pull request is not one."""
+        task_id = await self._repo.task_for_pull_request(workspace.id, comment.number) \
+            if comment.on_pull_request else None
+        if task_id is None:
+            return None
+        before = await self._tasks.get(user, task_id)
+        # Set first: the turn may end before this delivery's answer is sent, and its end answers the comment.
+        await self._repo.set_origin(task_id, comment.origin())
+        try:
+            await self._tasks.follow_up(user, task_id, prompt)
+        except AicodeError:
+            await self._repo.set_origin(task_id, before.origin)
+            raise
+        await self._audit.record(user, "task.follow_up_from_forge", ("task", task_id), forge=comment.kind,
+                                 number=comment.number, delivery=comment.delivery_id)
+        return Delivery("accepted", "follow-up queued on the pull request's task", task_id=task_id)
 
     async def _linked(self, comment: ForgeComment) -> UserRecord | None:
         user_id = await self._repo.user_for(comment.kind, comment.login) if comment.login else None

@@ -34,8 +34,15 @@ class ForgeRepo:
         await self._db.pool.execute(
             "UPDATE tasks SET pull_request = $2, updated_at = now() WHERE id = $1", task_id, pull_request)
 
-    async def set_origin(self, task_id: UUID, origin: dict[str, Any]) -> None:
+    async def set_origin(self, task_id: UUID, origin: dict[str, Any] | None) -> None:
         await self._db.pool.execute("UPDATE tasks SET origin = $2 WHERE id = $1", task_id, origin)
+
+    async def task_for_pull_request(self, workspace_id: UUID, number: int) -> UUID | None:
+        """The task whose pull request on the workspace's forge has this number."""
+        return cast(UUID | None, await self._db.pool.fetchval(
+            """SELECT id FROM tasks WHERE workspace_id = $1 AND pull_request IS NOT NULL
+                 AND pull_request ->> 'number' = $2::text
+               ORDER BY created_at DESC LIMIT 1""", workspace_id, str(number)))
 
     async def claim_reply(self, task_id: UUID) -> bool:
         """True once per task: the forge comment that started it is answered by one node, one time."""
