@@ -167,6 +167,51 @@
     return node;
   }
 
+  // The setup command: a header, its output lines as plain text, and how it ended.
+  function setupStarted(ev) {
+    var node = entry(ev, "div", "ev-meta ev-setup");
+    node.appendChild(el("span", null, "Setup: "));
+    node.appendChild(el("span", "mono", ev.data.command));
+    return node;
+  }
+
+  function setupOutput(ev) {
+    return Object.assign(entry(ev, "pre", "ev-setup-line mono"), { textContent: ev.data.text });
+  }
+
+  function setupFinished(ev) {
+    var d = ev.data;
+    var text = d.ok ? "Setup finished in " + seconds(d.duration_ms) :
+      "Setup failed" + (d.exit_code !== null && d.exit_code !== undefined ? " (exit code " + d.exit_code + ")" : "");
+    return Object.assign(entry(ev, "div", "ev-meta" + (d.ok ? "" : " ev-error")), { textContent: text });
+  }
+
+  function pushed(ev) {
+    var d = ev.data;
+    var text = "Pushed " + String(d.commit || "").slice(0, 12) + " to " + d.remote_branch +
+      (d.forced ? " (replaced after a rebase)" : "");
+    return Object.assign(entry(ev, "div", "ev-meta"), { textContent: text });
+  }
+
+  function pullRequest(ev) {
+    var d = ev.data;
+    var node = entry(ev, "div", "ev-meta");
+    node.appendChild(el("span", null, (d.reused ? "Pull request already open: " : "Opened pull request ")));
+    var link = el("a", null, "#" + d.number + (d.draft ? " (draft)" : ""));
+    if (/^https?:\/\//.test(String(d.url || ""))) link.href = d.url;
+    link.rel = "noopener";
+    link.target = "_blank";
+    node.appendChild(link);
+    return node;
+  }
+
+  function rebased(ev) {
+    var d = ev.data;
+    var text = "Rebased " + d.replayed + (d.replayed === 1 ? " commit" : " commits") + " onto " + d.base_branch +
+      " (" + String(d.onto || "").slice(0, 12) + ")";
+    return Object.assign(entry(ev, "div", "ev-meta"), { textContent: text });
+  }
+
   function other(ev) {
     var node = entry(ev, "div", "ev-meta");
     node.appendChild(el("span", "mono", ev.type + " "));
@@ -177,7 +222,8 @@
   var RENDERERS = {
     "message": message, "tool.call": toolCall, "tool.result": toolResult, "task.status": status,
     "notice": notice, "turn.completed": turnCompleted, "git.commit": commit, "agent.started": agentStarted,
-    "usage": usage,
+    "usage": usage, "setup.started": setupStarted, "setup.output": setupOutput, "setup.finished": setupFinished,
+    "git.push": pushed, "pull_request": pullRequest, "git.rebase": rebased,
   };
 
   // The entry for `ev`, or null when it was placed inside an earlier entry (a tool result).

@@ -100,7 +100,7 @@ async def test_push_puts_the_task_branch_on_the_remote_and_a_follow_up_pushes_ag
     pushed = await forge.client.post(f"/api/tasks/{task['id']}/push", headers=forge.alice)
     assert pushed.status_code == 200, pushed.text
     assert pushed.json() == {"remote_branch": task["branch"], "commit": task["head_commit"], "created": True,
-                             "forced": False}
+                             "forced": False, "up_to_date": False}
     assert forge.remote_branch(task) == task["head_commit"]
     assert forge.git.read_file(REPO, task["head_commit"], "greet.py") == "print('hi')"
     # The push authenticated with the workspace's credentials, which never reached the agent's events.

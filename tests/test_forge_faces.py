@@ -195,7 +195,9 @@ async def test_cli_pushes_opens_a_pull_request_once_and_rebases(stage: Stage) ->
     repushed = await stage.cli("push", task["id"], "--json")
     assert repushed.returncode == 0, repushed.stderr
     assert json.loads(repushed.stdout) == {"remote_branch": task["branch"], "commit": moved["head_commit"],
-                                           "created": False, "forced": False}
+                                           "created": False, "forced": False, "up_to_date": True}
+    said = await stage.cli("push", task["id"])
+    assert said.returncode == 0 and "nothing to push" in said.stdout, said.stdout
 
 
 async def test_cli_refusals_are_one_line_without_a_traceback(stage: Stage, source_repo: Path) -> None:
@@ -387,8 +389,26 @@ async def test_the_settings_page_links_and_unlinks_forge_logins(stage: Stage, al
 
     await page.goto("/settings")
     await form.get_by_label("GitHub login").fill("")
-    await form.get_by_label("GitLab username").fill("alice.gl")
+    await form.get_by_label("GitLab login").fill("alice.gl")
     await form.get_by_role("button", name="Save forge logins").click()
     await expect(page.get_by_role("status").filter(has_text="Forge logins saved")).to_be_visible()
     assert (await stage.api.get("/api/me/forge-identities", headers=stage.alice)).json() == {
         "github": None, "gitlab": "alice.gl"}
+
+
+async def test_the_setup_command_streams_live_on_the_task_page(stage: Stage, alice_page: Session) -> None:
+    workspace = await stage.make_workspace()
+    changed = await stage.api.patch(f"/api/workspaces/{workspace['id']}", headers=stage.alice,
+                                    json={"setup": "echo preparing the dependencies; sleep 6"})
+    assert changed.status_code == 200, changed.text
+    submitted = await stage.api.post(f"/api/workspaces/{workspace['id']}/tasks", json={"prompt": "@say done"},
+                                     headers=stage.alice)
+    task_id = submitted.json()["id"]
+    page = alice_page.page
+    await page.goto(f"/tasks/{task_id}")
+    # Seen while the command still sleeps: streamed, not loaded once the agent starts.
+    await expect(page.locator("[data-type='setup.output']")).to_have_text("preparing the dependencies", timeout=5000)
+    await expect(page.locator("[data-type='setup.started']")).to_contain_text("sleep 6")
+    assert (await stage.task(task_id))["status"] == "running"
+    assert (await stage.finished(task_id))["status"] == "succeeded"
+    await expect(page.locator("[data-type='setup.finished']")).to_contain_text("Setup finished")

@@ -34,7 +34,7 @@ __all__ = ["ForgeIdentityController", "ForgeTaskController", "WebhookController"
 
 def _pushed(pushed: Pushed) -> PushOut:
     return PushOut(remote_branch=pushed.remote_branch, commit=pushed.commit, created=pushed.created,
-                   forced=pushed.forced)
+                   forced=pushed.forced, up_to_date=pushed.up_to_date)
 
 
 class ForgeTaskController(Controller):

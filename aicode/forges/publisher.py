@@ -57,6 +57,7 @@ class Pushed:
     commit: str
     created: bool
     forced: bool
+    up_to_date: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,9 +187,12 @@ class ForgePublisher:
             log.warning("forge.push_refused", task_id=str(task.id), reason=exc.reason, error=str(exc))
             raise _push_error(exc) from None
         await self._repo.set_pushed(task.id, task.branch, result.commit)
-        pushed = Pushed(remote_branch=task.branch, commit=result.commit, created=result.created, forced=result.forced)
-        await self._bus.emit(task.id, [("git.push", {"remote_branch": pushed.remote_branch, "commit": pushed.commit,
-                                                     "created": pushed.created, "forced": pushed.forced})])
+        pushed = Pushed(remote_branch=task.branch, commit=result.commit, created=result.created, forced=result.forced,
+                        up_to_date=result.up_to_date)
+        if not pushed.up_to_date:
+            await self._bus.emit(task.id, [("git.push", {"remote_branch": pushed.remote_branch,
+                                                         "commit": pushed.commit, "created": pushed.created,
+                                                         "forced": pushed.forced})])
         log.info("forge.pushed", task_id=str(task.id), commit=result.commit, forced=result.forced)
         return pushed
 

@@ -20,6 +20,7 @@ class PushOut(msgspec.Struct):
     commit: str
     created: bool  # the branch is new on the remote
     forced: bool  # the remote branch was replaced (after a rebase) rather than fast-forwarded
+    up_to_date: bool = False  # it was at the commit already: nothing was sent
 
 
 class PullRequestCreate(msgspec.Struct, forbid_unknown_fields=True):

@@ -44,6 +44,7 @@ class PushResult:
     commit: str
     created: bool  # the branch did not exist on the remote before
     forced: bool  # the remote branch was replaced (after a rebase), not fast-forwarded
+    up_to_date: bool = False  # the remote branch was at the commit already
 
 
 def _printable(text: str) -> str:
@@ -111,4 +112,5 @@ def push_commit(mirror: Path, url: str, credential: tuple[str, str] | None, comm
     if done.returncode != 0:
         raise _explain(url, ref, done.stdout, done.stderr)
     status = next((line for line in done.stdout.splitlines() if f":{ref}\t" in line), "")
-    return PushResult(commit=commit, created=status.startswith("*"), forced=status.startswith("+"))
+    return PushResult(commit=commit, created=status.startswith("*"), forced=status.startswith("+"),
+                      up_to_date=status.startswith("="))

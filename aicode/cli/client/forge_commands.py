@@ -37,8 +37,11 @@ def _push(ctx: Context) -> int:
     if ctx.out.json_mode:
         ctx.out.json(pushed)
     else:
-        how = "created" if pushed.get("created") else "replaced" if pushed.get("forced") else "updated"
-        ctx.out.line(f"pushed {pushed['commit'][:12]} to {pushed['remote_branch']} ({how})")
+        if pushed.get("up_to_date"):
+            ctx.out.line(f"{pushed['remote_branch']} is at {pushed['commit'][:12]} already: nothing to push")
+        else:
+            how = "created" if pushed.get("created") else "replaced" if pushed.get("forced") else "updated"
+            ctx.out.line(f"pushed {pushed['commit'][:12]} to {pushed['remote_branch']} ({how})")
     return EXIT_OK
 
 
