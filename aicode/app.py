@@ -21,7 +21,9 @@ from litestar.channels.backends.redis import RedisChannelsPubSubBackend
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.plugins.prometheus import PrometheusConfig
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from redis.asyncio import Redis
 
@@ -79,6 +81,7 @@ from aicode.http.input_guard import RequestInputGuard
 from aicode.http.openapi import ErrorResponsesPlugin, openapi_config
 from aicode.http.security_headers import add_security_headers
 from aicode.http.urls import redact_userinfo
+from aicode.metrics.controller import MetricsController
 from aicode.nodes.controller import NodeController
 from aicode.nodes.repo import NodeRepo
 from aicode.request_log import RequestLogMiddleware
@@ -179,6 +182,13 @@ def _identities(settings: Settings) -> HostIdentities:
         return server_identities(settings.agent_uid, settings.agent_gid, settings.git_uid, settings.git_gid)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
+
+
+def _http_metrics() -> PrometheusConfig:
+    """aicode_http_requests_total and aicode_http_request_duration_seconds by method, route template and status."""
+    return PrometheusConfig(app_name="aicode", prefix="aicode_http", group_path=True, exclude_unhandled_paths=True,
+                            exclude=["^/metrics$", "^/static/"], scopes={ScopeType.HTTP},
+                            buckets=[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -324,7 +334,7 @@ def create_app(settings: Settings) -> Litestar:
             HealthController, AuthController, MeController, TokenController, AdminUserController,
             WorkspaceController, CredentialController, TaskController, TaskStreamController, UsageController,
             MemberController, WorkspaceCredentialController, AuditController, NodeController,
-            ForgeTaskController, ForgeIdentityController, WebhookController,
+            ForgeTaskController, ForgeIdentityController, WebhookController, MetricsController,
             *web_route_handlers(),
         ],
         lifespan=[lifespan],
@@ -352,8 +362,9 @@ def create_app(settings: Settings) -> Litestar:
         template_config=template_config(),
         openapi_config=openapi_config(__version__),
         plugins=[ErrorResponsesPlugin(PUBLIC_PATHS)],
-        # Inside authentication (see on_app_init): bad input is refused before any handler runs.
-        middleware=[RequestInputGuard()],
+        # Inside authentication (see on_app_init): requests are measured by route template, and bad
+        # input is refused before any handler runs.
+        middleware=[_http_metrics().middleware, RequestInputGuard()],
         before_send=[add_security_headers],
         request_max_body_size=MAX_REQUEST_BODY_BYTES,
         logging_config=None,

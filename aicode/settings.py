@@ -57,6 +57,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "AICODE_NODE_NAME",
     "AICODE_NODE_LEASE_S",
     "AICODE_PUBLIC_URL",
+    "AICODE_METRICS_TOKEN",
 )
 
 # Network policies a workspace may name, besides the open networks an admin lists.
@@ -234,6 +235,8 @@ class Settings:
     # The address people reach the server at (links in pull requests and forge comments, webhook URLs);
     # None: http://HOST:PORT.
     public_url: str | None = None
+    # The bearer token a Prometheus scraper sends to /metrics; None: /metrics answers loopback clients only.
+    metrics_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -288,6 +291,7 @@ class Settings:
             node_name=_node_name(env),
             node_lease_s=float(_int(env, "AICODE_NODE_LEASE_S", 30, minimum=2)),
             public_url=_public_url(env),
+            metrics_token=env.get("AICODE_METRICS_TOKEN", "").strip() or None,
         )
         settings.check()
         return settings

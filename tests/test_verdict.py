@@ -40,16 +40,19 @@ def outcome(ok: bool, error: str | None = None) -> TurnOutcome:
 ])
 def test_why_the_agent_was_stopped_decides_before_what_it_reported(ended_by: str, status: TaskStatus,
                                                                     says: str | None) -> None:
-    got_status, error = judge(TASK, WORKSPACE, outcome(True), ExecResult(exit_code=0), ended_by, None)
+    got_status, error, _ = judge(TASK, WORKSPACE, outcome(True), ExecResult(exit_code=0), ended_by, None)
     assert got_status == status
     assert (error is None) if says is None else (error is not None and says in error)
 
 
 def test_an_agent_that_exited_on_its_own_is_judged_by_its_outcome_and_exit() -> None:
-    assert judge(TASK, WORKSPACE, outcome(True), ExecResult(exit_code=0), None, None) == (TaskStatus.SUCCEEDED, None)
+    assert judge(TASK, WORKSPACE, outcome(True), ExecResult(exit_code=0), None, None) == (TaskStatus.SUCCEEDED, None,
+                                                                                          None)
     assert judge(TASK, WORKSPACE, outcome(False, "API Error: 500"), ExecResult(exit_code=1), None, None) == (
-        TaskStatus.FAILED, "API Error: 500")
-    status, error = judge(TASK, WORKSPACE, outcome(False), ExecResult(exit_code=137), None, None)
+        TaskStatus.FAILED, "API Error: 500", "agent")
+    status, error, cause = judge(TASK, WORKSPACE, outcome(False), ExecResult(exit_code=137), None, None)
+    assert cause == "memory"
     assert status == TaskStatus.FAILED and error is not None and "memory limit (512 MB)" in error
-    status, error = judge(TASK, WORKSPACE, outcome(False), ExecResult(exit_code=3), None, None)
+    status, error, cause = judge(TASK, WORKSPACE, outcome(False), ExecResult(exit_code=3), None, None)
+    assert cause == "agent"
     assert status == TaskStatus.FAILED and error == "the agent failed (exit code 3)"

@@ -13,6 +13,7 @@ from aicode.background import BackgroundTasks
 from aicode.gateway.grants import GrantStore
 from aicode.gateway.models import ModelUsage, TurnGrant
 from aicode.gateway.repo import Spend, UsageRepo
+from aicode.metrics.instruments import MODEL_COST, MODEL_TOKENS
 
 __all__ = ["ServerGatewayBackend", "budget_refusal"]
 
@@ -62,6 +63,10 @@ class ServerGatewayBackend:
 
     async def record_usage(self, grant: TurnGrant, usage: ModelUsage) -> None:
         await self._usage.insert(grant.task_id, grant.user_id, grant.workspace_id, usage)
+        for kind, count in (("input", usage.input_tokens), ("output", usage.output_tokens),
+                            ("cache_read", usage.cache_read_tokens), ("cache_write", usage.cache_write_tokens)):
+            MODEL_TOKENS.labels(kind).inc(count)
+        MODEL_COST.inc(usage.cost_usd)
 
     def egress_refused(self, grant: TurnGrant | None, target: str, reason: str) -> None:
         if grant is not None:

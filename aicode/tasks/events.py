@@ -13,6 +13,7 @@ import asyncpg
 from litestar.channels import ChannelsPlugin
 
 from aicode.db.pool import Database
+from aicode.metrics.instruments import EVENTS
 from aicode.tasks.models import TERMINAL_STATUSES, TaskEvent
 from aicode.tasks.repo import TaskEventRepo
 
@@ -82,6 +83,7 @@ class TaskEventBus:
         async with self._db.transaction() as conn:
             batch = EventBatch(self._repo, conn, task_id)
             yield batch
+        EVENTS.inc(len(batch.stored))
         self._publish(batch.stored)
 
     async def emit(self, task_id: UUID, events: list[tuple[str, dict[str, Any]]]) -> list[TaskEvent]:

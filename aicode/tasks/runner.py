@@ -19,6 +19,7 @@ from aicode.containers.runtime import ExecResult
 from aicode.git.checkout import CheckoutError, CommitInfo
 from aicode.git.store import Snapshot
 from aicode.git.worker import GitWorkerError
+from aicode.metrics.instruments import CONTAINER_START, TURN_DURATION, TURN_FAILURES, TURNS
 from aicode.storage.layout import DataLayout
 from aicode.tasks.events import TaskEventBus
 from aicode.tasks.execution import AgentExecution, StopSignal
@@ -47,6 +48,9 @@ class TurnReport:
     commit: CommitInfo | None = None
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    # Why a failed turn failed, for aicode_turn_failures_total: agent, timeout, memory, budget, setup,
+    # infrastructure or internal.
+    cause: str | None = None
 
 
 def _setup_failed(task: TaskRecord, setup: SetupResult) -> TurnReport:
@@ -56,7 +60,7 @@ def _setup_failed(task: TaskRecord, setup: SetupResult) -> TurnReport:
     if setup.ended_by in ("shutdown", "lost"):
         return TurnReport(status=TaskStatus.INTERRUPTED,
                           error="the server stopped during the setup command; send a follow-up to start again")
-    return TurnReport(status=TaskStatus.FAILED, error=setup.error)
+    return TurnReport(status=TaskStatus.FAILED, error=setup.error, cause="setup")
 
 
 class PhaseClock:
@@ -98,14 +102,17 @@ class TaskRunner:
     async def run(self, task: TaskRecord, stop: StopSignal) -> None:
         """Run the turn this node has claimed (the task is `running` here) and record how it ended."""
         log.info("task.turn_started", task_id=str(task.id), turn=task.turns + 1, node=self._node)
+        started = time.monotonic()
         try:
             report = await self._turn(task, stop)
         except (TurnFailure, CheckoutError, GitWorkerError) as exc:
-            report = TurnReport(status=TaskStatus.FAILED, error=str(exc))
+            report = TurnReport(status=TaskStatus.FAILED, error=str(exc), cause="preparation")
         except Exception as exc:  # a bug must end the task, never the server
             log.error("task.turn_crashed", task_id=str(task.id), exc_info=exc)
-            report = TurnReport(status=TaskStatus.FAILED, error=f"internal error while running the task ({exc})")
+            report = TurnReport(status=TaskStatus.FAILED, error=f"internal error while running the task ({exc})",
+                                cause="internal")
         await self._finish(task, report)
+        TURN_DURATION.observe(time.monotonic() - started)
 
     async def recover(self, task_id: UUID) -> None:
         """A turn cut off by a crash: commit what it left in the working copy as partial, end it `interrupted`."""
@@ -147,6 +154,7 @@ class TaskRunner:
             clock.lap("prepare")
             container = await starting
             clock.lap("container")
+            CONTAINER_START.observe(clock.laps["container"] / 1000)
             if self._setup.needed(task.id, workspace):
                 setup = await self._setup.run(task.id, container.id, workspace, stop)
                 clock.lap("setup")
@@ -166,7 +174,8 @@ class TaskRunner:
                 sync = commit_title(task.pending_prompt or task.prompt) if ended_by is None else None
                 self._containers.clean_up(task.id, container, sync, plan.env)
             events, outcome = parser.finish(result.exit_code, stderr_tail)
-            status, error = judge(task, workspace, outcome, result, ended_by, plan.grant)
+            verdict = judge(task, workspace, outcome, result, ended_by, plan.grant)
+            status, error = verdict.status, verdict.error
         partial = ended_by is not None or status != TaskStatus.SUCCEEDED
         parent = task.head_commit or base
         snapshot = await self._copies.commit(task, parent, partial=partial, author=plan.author)
@@ -176,6 +185,7 @@ class TaskRunner:
         # The last agent events, the commit and the status go out in the turn's final transaction.
         closing = [(e.type, e.data) for e in events] + commit_events(task, snapshot, partial) + stored
         return TurnReport(status=status, error=error, outcome=outcome, commit=snapshot.commit, events=closing,
+                          cause=verdict.cause,
                           timings=clock.laps)
 
     async def _finish(self, task: TaskRecord, report: TurnReport) -> None:
@@ -199,6 +209,9 @@ class TaskRunner:
                 return
             data = {"status": report.status} | ({"error": report.error} if report.error else {})
             await batch.add([*report.events, ("task.status", data)])
+        TURNS.labels(report.status.value).inc()
+        if report.status == TaskStatus.FAILED:
+            TURN_FAILURES.labels(report.cause or "agent").inc()
         if self._turn_ended is not None:
             self._turn_ended(ended)
         log.info("task.turn_finished", task_id=str(task.id), status=report.status, error=report.error,

@@ -20,6 +20,7 @@ from aicode.errors import ConflictError, InvalidInputError, TooManyError
 from aicode.git.checkout import CheckoutError, FileChange
 from aicode.git.patches import PatchSeriesError
 from aicode.git.store import GitStore
+from aicode.metrics.instruments import STREAM_CLIENTS
 from aicode.tasks.events import TaskEventBus, WireEvent
 from aicode.tasks.models import (
     ACTIVE_STATUSES,
@@ -43,6 +44,16 @@ __all__ = ["TaskService"]
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+
+
+async def _counted(stream: AsyncIterator[WireEvent]) -> AsyncIterator[WireEvent]:
+    """`stream`, counted in aicode_stream_clients while a client reads it."""
+    STREAM_CLIENTS.inc()
+    try:
+        async for event in stream:
+            yield event
+    finally:
+        STREAM_CLIENTS.dec()
 
 
 class TaskService:
@@ -178,7 +189,7 @@ class TaskService:
         async def still_allowed() -> bool:
             return await self._access.still_sees(actor, task.workspace_id)
 
-        return self._changes.guard(actor.id, self._bus.follow(task_id, after, settled), still_allowed)
+        return _counted(self._changes.guard(actor.id, self._bus.follow(task_id, after, settled), still_allowed))
 
     async def diff(self, actor: UserRecord, task_id: UUID) -> str:
         task = await self.get(actor, task_id)

@@ -2,36 +2,44 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from aicode.agents.events import TurnOutcome
 from aicode.containers.runtime import ExecResult
 from aicode.gateway.models import TurnGrant
 from aicode.tasks.models import TaskRecord, TaskStatus
 from aicode.workspaces.models import WorkspaceRecord
 
-__all__ = ["judge"]
+__all__ = ["Verdict", "judge"]
 
 _LOST = ("this node lost its lease while the turn ran (it was cut off from the database); "
          "another node has ended the turn")
 
 
+class Verdict(NamedTuple):
+    status: TaskStatus
+    error: str | None
+    cause: str | None = None  # why a failed turn failed: agent, timeout, memory or budget
+
+
 def judge(task: TaskRecord, workspace: WorkspaceRecord, outcome: TurnOutcome, result: ExecResult,
-          ended_by: str | None, grant: TurnGrant | None) -> tuple[TaskStatus, str | None]:
+          ended_by: str | None, grant: TurnGrant | None) -> Verdict:
     """`ended_by`: None when the agent exited on its own, else lost, shutdown, cancelled or timeout."""
     if ended_by == "lost":
-        return TaskStatus.INTERRUPTED, _LOST
+        return Verdict(TaskStatus.INTERRUPTED, _LOST)
     if ended_by == "shutdown":
-        return TaskStatus.INTERRUPTED, "the server stopped during the turn; the work so far is committed as partial"
+        return Verdict(TaskStatus.INTERRUPTED, "the server stopped during the turn; the work so far is committed as partial")
     if ended_by == "cancelled":
-        return TaskStatus.CANCELLED, None
+        return Verdict(TaskStatus.CANCELLED, None)
     if ended_by == "timeout":
-        return TaskStatus.FAILED, (f"timed out after {task.timeout_s} s (the task's timeout_s); "
-                                   "the work so far is committed as partial")
+        return Verdict(TaskStatus.FAILED, (f"timed out after {task.timeout_s} s (the task's timeout_s); "
+                                           "the work so far is committed as partial"), "timeout")
     if grant is not None and grant.refusal is not None and not outcome.ok:
-        return TaskStatus.FAILED, f"stopped: {grant.refusal}"
+        return Verdict(TaskStatus.FAILED, f"stopped: {grant.refusal}", "budget")
     if result.oom_killed or (result.exit_code == 137 and not outcome.ok):
         memory = workspace.limits.get("memory_mb") or "the default"
-        return TaskStatus.FAILED, (f"the agent was killed by the container's memory limit ({memory} MB): "
-                                   "raise limits.memory_mb on the workspace")
+        return Verdict(TaskStatus.FAILED, (f"the agent was killed by the container's memory limit ({memory} MB): "
+                                           "raise limits.memory_mb on the workspace"), "memory")
     if outcome.ok:
-        return TaskStatus.SUCCEEDED, None
-    return TaskStatus.FAILED, outcome.error or f"the agent failed (exit code {result.exit_code})"
+        return Verdict(TaskStatus.SUCCEEDED, None)
+    return Verdict(TaskStatus.FAILED, outcome.error or f"the agent failed (exit code {result.exit_code})", "agent")

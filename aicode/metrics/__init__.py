@@ -1,0 +1,1 @@
+"""What the server measures about itself, exported at /metrics for Prometheus."""
