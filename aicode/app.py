@@ -320,7 +320,9 @@ def create_app(settings: Settings) -> Litestar:
     def add_csrf(config: AppConfig) -> AppConfig:
         # Appended after the auth middleware, so it runs inside it: a request without credentials gets
         # its 401 rather than a CSRF 403.
-        config.middleware.append(build_csrf_middleware(csrf_signing_key(secret_key)))
+        # Served over https in-process: the CSRF cookie is Secure too (the session cookie follows the scheme).
+        config.middleware.append(build_csrf_middleware(csrf_signing_key(secret_key),
+                                                       secure=settings.tls_cert is not None))
         return config
 
     def add_request_log(config: AppConfig) -> AppConfig:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,8 @@ SETTING_NAMES: tuple[str, ...] = (
     "AICODE_NODE_LEASE_S",
     "AICODE_PUBLIC_URL",
     "AICODE_METRICS_TOKEN",
+    "AICODE_TLS_CERT",
+    "AICODE_TLS_KEY",
 )
 
 # Network policies a workspace may name, besides the open networks an admin lists.
@@ -169,6 +172,23 @@ def _node_name(env: Mapping[str, str]) -> str:
     return name
 
 
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw).expanduser().resolve() if raw else None
+
+
+def _check_tls(cert: Path | None, key: Path | None) -> None:
+    """Both or neither, and a pair the TLS library accepts: a bad file fails at start-up, not at the first client."""
+    if (cert is None) != (key is None):
+        raise SettingsError("AICODE_TLS_CERT and AICODE_TLS_KEY go together: set both (PEM files) or neither")
+    if cert is None or key is None:
+        return
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise SettingsError(f"AICODE_TLS_CERT ({cert}) and AICODE_TLS_KEY ({key}) cannot be used: {exc}") from None
+
+
 def _public_url(env: Mapping[str, str]) -> str | None:
     raw = env.get("AICODE_PUBLIC_URL", "").strip().rstrip("/")
     if not raw:
@@ -237,6 +257,9 @@ class Settings:
     public_url: str | None = None
     # The bearer token a Prometheus scraper sends to /metrics; None: /metrics answers loopback clients only.
     metrics_token: str | None = field(default=None, repr=False)
+    # HTTPS in-process: a PEM certificate (chain) and its key; None: plain http (a proxy terminates TLS).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -292,6 +315,8 @@ class Settings:
             node_lease_s=float(_int(env, "AICODE_NODE_LEASE_S", 30, minimum=2)),
             public_url=_public_url(env),
             metrics_token=env.get("AICODE_METRICS_TOKEN", "").strip() or None,
+            tls_cert=_path(env, "AICODE_TLS_CERT"),
+            tls_key=_path(env, "AICODE_TLS_KEY"),
         )
         settings.check()
         return settings
@@ -302,7 +327,7 @@ class Settings:
         if self.public_url:
             return self.public_url
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls_cert else 'http'}://{host}:{self.port}"
 
     def check(self) -> None:
         """Raise SettingsError for combinations no single value shows to be wrong."""
@@ -316,3 +341,4 @@ class Settings:
             raise SettingsError(f"AICODE_TASK_TIMEOUT_S ({self.task_timeout_s}) must not exceed "
                                 f"AICODE_MAX_TASK_TIMEOUT_S ({self.max_task_timeout_s})")
         _check_single_sign_on(self)
+        _check_tls(self.tls_cert, self.tls_key)

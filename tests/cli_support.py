@@ -20,6 +20,7 @@ import httpx
 import uvicorn
 
 from aicode.app import create_app
+from aicode.cli.server import tls_options
 from aicode.settings import Settings
 from tests.conftest import ADMIN
 
@@ -46,7 +47,7 @@ class LiveServer:
 def serve_in_thread(settings: Settings) -> Iterator[LiveServer]:
     """The app under uvicorn on 127.0.0.1:<free port>, in a thread with its own event loop."""
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=free_port(), log_config=None,
-                            access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+                            access_log=False, lifespan="on", timeout_graceful_shutdown=5, **tls_options(settings))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="live-server", daemon=True)
     thread.start()
@@ -56,7 +57,8 @@ def serve_in_thread(settings: Settings) -> Iterator[LiveServer]:
         assert time.monotonic() < deadline, "the live server did not start within 60 s"
         time.sleep(0.05)
     try:
-        yield LiveServer(url=f"http://127.0.0.1:{config.port}", settings=settings)
+        scheme = "https" if settings.tls_cert else "http"
+        yield LiveServer(url=f"{scheme}://127.0.0.1:{config.port}", settings=settings)
     finally:
         server.should_exit = True
         thread.join(timeout=30)

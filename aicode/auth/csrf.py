@@ -34,10 +34,10 @@ class BearerExemptCSRFMiddleware(CSRFMiddleware):
         await super().__call__(scope, receive, send)
 
 
-def build_csrf_middleware(secret: str) -> DefineMiddleware:
+def build_csrf_middleware(secret: str, *, secure: bool = False) -> DefineMiddleware:
     """The middleware to install after authentication (so a request without credentials still gets a 401)."""
     config = CSRFConfig(
         secret=secret, cookie_name=CSRF_COOKIE, header_name=CSRF_HEADER, cookie_httponly=True,
-        cookie_samesite="lax", exclude=CSRF_EXEMPT_PATHS,
+        cookie_samesite="lax", cookie_secure=secure, exclude=CSRF_EXEMPT_PATHS,
     )
     return DefineMiddleware(BearerExemptCSRFMiddleware, config=config)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-from typing import Any
+from typing import Any, TypedDict
 
 from aicode.logging import configure_logging
 from aicode.settings import Settings
@@ -20,6 +20,18 @@ def register(commands: Any) -> None:
     serve.set_defaults(run=run_serve)
     migrate = commands.add_parser("migrate", help="apply database migrations and exit")
     migrate.set_defaults(run=run_migrate)
+
+
+class TlsOptions(TypedDict, total=False):
+    ssl_certfile: str
+    ssl_keyfile: str
+
+
+def tls_options(settings: Settings) -> TlsOptions:
+    """uvicorn's options for HTTPS in-process (AICODE_TLS_CERT / AICODE_TLS_KEY), none for plain http."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return {}
+    return {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -37,7 +49,7 @@ def run_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: None)
     # uvicorn's own logging config and access log are off: ours (with request ids) replaces them.
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, lifespan="on",
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, **tls_options(settings))
     return 0
 
 
