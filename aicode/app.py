@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
@@ -94,6 +95,7 @@ from aicode.tasks.execution import AgentExecution
 from aicode.tasks.portable import PortableState
 from aicode.tasks.queue_repo import TaskQueueRepo
 from aicode.tasks.repo import TaskEventRepo, TaskRepo
+from aicode.tasks.retention import DiskFloor, Retention
 from aicode.tasks.runner import TaskRunner
 from aicode.tasks.service import TaskService
 from aicode.tasks.setup_command import SetupCommands
@@ -182,6 +184,19 @@ def _identities(settings: Settings) -> HostIdentities:
         return server_identities(settings.agent_uid, settings.agent_gid, settings.git_uid, settings.git_gid)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
+
+
+_RETENTION_EVERY_S = 3600.0
+
+
+async def _collect_periodically(retention: Retention, days: int) -> None:
+    """AICODE_RETENTION_DAYS: once an hour, remove what tasks ended longer ago than that keep."""
+    while True:
+        try:
+            await retention.collect(days)
+        except Exception as exc:  # a failed round is retried next hour; it must not stop the server
+            log.warning("retention.failed", exc_info=exc)
+        await asyncio.sleep(_RETENTION_EVERY_S)
 
 
 def _http_metrics() -> PrometheusConfig:
@@ -277,8 +292,10 @@ def create_app(settings: Settings) -> Litestar:
     )
     supervisor = TaskSupervisor(runner, queue, node_repo, bus, runtime, Notifications(database, background),
                                 background, config=node, server_id=server_id)
+    disk = DiskFloor(settings.data_dir, settings.min_free_disk_mb)
+    retention = Retention(layout, TaskStateRepo(database))
     task_service = TaskService(task_repo, queue, bus, workspace_service, supervisor, store, state, access, changes,
-                               audit, default_timeout_s=settings.task_timeout_s,
+                               audit, disk, default_timeout_s=settings.task_timeout_s,
                                max_timeout_s=settings.max_task_timeout_s,
                                max_queued_per_user=settings.max_queued_per_user)
     hooks = ForgeHooks(ForgeRepo(database), WorkspaceRepo(database), access, UserRepo(database), task_service,
@@ -314,6 +331,8 @@ def create_app(settings: Settings) -> Litestar:
             await supervisor.start()
             stack.push_async_callback(supervisor.stop)
             await grants.forget_ended()
+            if settings.retention_days is not None:
+                background.spawn(_collect_periodically(retention, settings.retention_days), name="retention")
             log.info("server.started", version=__version__, embedded_database=settings.database_url is None)
             yield
 
@@ -356,6 +375,7 @@ def create_app(settings: Settings) -> Litestar:
             "task_queue": Provide(lambda: queue, sync_to_thread=False),
             "forge_publisher": Provide(lambda: publisher, sync_to_thread=False),
             "forge_hooks": Provide(lambda: hooks, sync_to_thread=False),
+            "disk_floor": Provide(lambda: disk, sync_to_thread=False),
         },
         state=State({"auth_service": auth_service, "sso": sso, "workspace_service": workspace_service,
                      "background": background, "settings": settings, "supervisor": supervisor,

@@ -10,6 +10,7 @@ __all__ = [
     "BadGatewayError",
     "ConflictError",
     "ForbiddenError",
+    "InsufficientStorageError",
     "InvalidInputError",
     "NotFoundError",
     "TooManyError",
@@ -55,6 +56,12 @@ class TooManyError(AicodeError):
     """A limit is reached: too many queued tasks, workspaces, or attempts."""
 
     status_code = 429
+
+
+class InsufficientStorageError(AicodeError):
+    """The server's disk is too full to take the work on."""
+
+    status_code = 507
 
 
 class BadGatewayError(AicodeError):

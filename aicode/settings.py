@@ -59,6 +59,8 @@ SETTING_NAMES: tuple[str, ...] = (
     "AICODE_NODE_LEASE_S",
     "AICODE_PUBLIC_URL",
     "AICODE_METRICS_TOKEN",
+    "AICODE_RETENTION_DAYS",
+    "AICODE_MIN_FREE_DISK_MB",
     "AICODE_TLS_CERT",
     "AICODE_TLS_KEY",
 )
@@ -257,6 +259,10 @@ class Settings:
     public_url: str | None = None
     # The bearer token a Prometheus scraper sends to /metrics; None: /metrics answers loopback clients only.
     metrics_token: str | None = field(default=None, repr=False)
+    # Ended tasks' working copies and central state are removed after this many days (None: kept).
+    retention_days: int | None = None
+    # Below this much free space on the data disk new tasks are refused (and /readyz warns under twice it).
+    min_free_disk_mb: int = 1024
     # HTTPS in-process: a PEM certificate (chain) and its key; None: plain http (a proxy terminates TLS).
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -315,6 +321,8 @@ class Settings:
             node_lease_s=float(_int(env, "AICODE_NODE_LEASE_S", 30, minimum=2)),
             public_url=_public_url(env),
             metrics_token=env.get("AICODE_METRICS_TOKEN", "").strip() or None,
+            retention_days=_optional_int(env, "AICODE_RETENTION_DAYS", minimum=1),
+            min_free_disk_mb=_int(env, "AICODE_MIN_FREE_DISK_MB", 1024, minimum=0),
             tls_cert=_path(env, "AICODE_TLS_CERT"),
             tls_key=_path(env, "AICODE_TLS_KEY"),
         )

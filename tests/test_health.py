@@ -28,7 +28,7 @@ async def test_readyz_names_the_unreachable_docker_engine(settings: Settings, tm
         response = await client.get("/readyz")
     assert response.status_code == 503
     body = response.json()
-    assert body["checks"] == {"database": "ok", "docker": "unreachable"}
+    assert body["checks"] == {"database": "ok", "docker": "unreachable", "disk": "ok"}
     assert "Docker engine not reachable" in body["detail"]
     assert "AICODE_DOCKER_URL" in body["detail"]
 

@@ -1,4 +1,4 @@
-"""`aicode serve` and `aicode migrate`."""
+"""`aicode serve`, `aicode migrate` and `aicode gc`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ def register(commands: Any) -> None:
     serve.set_defaults(run=run_serve)
     migrate = commands.add_parser("migrate", help="apply database migrations and exit")
     migrate.set_defaults(run=run_migrate)
+    gc = commands.add_parser("gc", help="remove ended tasks' working copies and stored state after an age, now")
+    gc.add_argument("--older-than-days", type=int, metavar="N",
+                    help="tasks that ended more than N days ago (default: AICODE_RETENTION_DAYS)")
+    gc.add_argument("--json", action="store_true", help="print what was freed as JSON")
+    gc.set_defaults(run=run_gc)
 
 
 class TlsOptions(TypedDict, total=False):
@@ -72,4 +77,52 @@ def run_migrate(_: argparse.Namespace) -> int:
 
     applied = asyncio.run(migrate())
     print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    return 0
+
+
+def run_gc(args: argparse.Namespace) -> int:
+    """Retention on demand, on this node's data dir and the shared database; says what it freed."""
+    import json
+    import sys
+
+    from aicode.db.connect import database_url
+    from aicode.db.migrations import apply_migrations
+    from aicode.db.pool import Database
+    from aicode.storage.identity import server_identities
+    from aicode.storage.layout import DataLayout
+    from aicode.tasks.retention import CollectReport, Retention
+    from aicode.tasks.state_repo import TaskStateRepo
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, "warning")
+    days = args.older_than_days if args.older_than_days is not None else settings.retention_days
+    if days is None or days < 0:
+        print("aicode: give --older-than-days N (0 or more), or set AICODE_RETENTION_DAYS", file=sys.stderr)
+        return 2
+    layout = DataLayout(settings.data_dir, server_identities(settings.agent_uid, settings.agent_gid,
+                                                            settings.git_uid, settings.git_gid))
+    layout.prepare()
+
+    async def collect() -> CollectReport:
+        async with database_url(settings) as url:
+            database = Database(url, min_size=1, max_size=2)
+            await database.open()
+            try:
+                async with database.pool.acquire() as conn:
+                    await apply_migrations(conn)
+                return await Retention(layout, TaskStateRepo(database)).collect(days)
+            finally:
+                await database.close()
+
+    report = asyncio.run(collect())
+    if args.json:
+        print(json.dumps({"older_than_days": days, "working_copies": report.working_copies,
+                          "working_copy_bytes": report.working_copy_bytes, "central_states": report.central_states,
+                          "central_bytes": report.central_bytes, "freed_bytes": report.freed_bytes}))
+    else:
+        print(f"freed {report.freed_bytes / 1024 / 1024:.1f} MB: {report.working_copies} working "
+              f"cop{'y' if report.working_copies == 1 else 'ies'} on this node "
+              f"({report.working_copy_bytes / 1024 / 1024:.1f} MB) and the stored state of {report.central_states} "
+              f"task{'' if report.central_states == 1 else 's'} ({report.central_bytes / 1024 / 1024:.1f} MB), "
+              f"of tasks that ended more than {days} day{'' if days == 1 else 's'} ago")
     return 0

@@ -11,6 +11,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from aicode.containers.engine import DockerEngine
 from aicode.db.pool import Database
 from aicode.errors import AicodeError
+from aicode.tasks.retention import DiskFloor
 
 __all__ = ["HealthController"]
 
@@ -24,8 +25,10 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/readyz", exclude_from_auth=True)
-    async def readyz(self, database: NamedDependency[Database], docker_engine: NamedDependency[DockerEngine]) -> Response[dict[str, Any]]:
-        """The database and the Docker engine are reachable; a 503 names the one that is not."""
+    async def readyz(self, database: NamedDependency[Database], docker_engine: NamedDependency[DockerEngine],
+                     disk_floor: NamedDependency[DiskFloor]) -> Response[dict[str, Any]]:
+        """The database and the Docker engine are reachable; a 503 names the one that is not. `warnings`
+        says what will soon stop work (a nearly full data disk)."""
         checks: dict[str, str] = {}
         problems: list[str] = []
         try:
@@ -39,7 +42,11 @@ class HealthController(Controller):
         except AicodeError as exc:
             checks["docker"] = "unreachable"
             problems.append(f"docker: {exc.detail}")
+        disk = await disk_floor.warning()
+        checks["disk"] = "low" if disk else "ok"
+        warnings = [f"disk: {disk}"] if disk else []
         if problems:
-            body = {"status_code": 503, "detail": "not ready: " + "; ".join(problems), "checks": checks}
+            body = {"status_code": 503, "detail": "not ready: " + "; ".join(problems), "checks": checks,
+                    "warnings": warnings}
             return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
-        return Response({"status": "ready", "checks": checks}, status_code=HTTP_200_OK)
+        return Response({"status": "ready", "checks": checks, "warnings": warnings}, status_code=HTTP_200_OK)

@@ -34,6 +34,7 @@ ERROR_DESCRIPTIONS = {
          "`Retry-After` says when to try again",
     502: "A service beyond the server (a forge's API, a git remote) failed or could not be reached; `detail` "
          "names it",
+    507: "The server's data disk is under the free space new tasks need (AICODE_MIN_FREE_DISK_MB)",
     503: "A service the server depends on (database, Docker engine) is unreachable",
 }
 
@@ -48,10 +49,10 @@ ROUTE_ERRORS: dict[str, tuple[int, ...]] = {
     "PATCH /api/workspaces/{workspace_id}": (409,),
     "DELETE /api/workspaces/{workspace_id}": (409,),
     "POST /api/workspaces/{workspace_id}/sync": (409, 429),
-    "POST /api/workspaces/{workspace_id}/tasks": (409, 429),
+    "POST /api/workspaces/{workspace_id}/tasks": (409, 429, 507),
     "PUT /api/workspaces/{workspace_id}/members/{username}": (409,),
     "DELETE /api/workspaces/{workspace_id}/members/{username}": (409,),
-    "POST /api/tasks/{task_id}/messages": (409, 429),
+    "POST /api/tasks/{task_id}/messages": (409, 429, 507),
     "POST /api/tasks/{task_id}/cancel": (409,),
     "GET /api/tasks/{task_id}/diff": (409,),
     "GET /api/tasks/{task_id}/files": (409,),

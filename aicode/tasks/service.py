@@ -34,6 +34,7 @@ from aicode.tasks.models import (
 from aicode.tasks.portable import PortableState, StateUnavailable
 from aicode.tasks.queue_repo import TaskQueueRepo
 from aicode.tasks.repo import TaskRepo
+from aicode.tasks.retention import DiskFloor
 from aicode.tasks.schemas import TaskCreate
 from aicode.tasks.supervisor import TaskSupervisor
 from aicode.workspaces.models import WorkspaceStatus
@@ -60,7 +61,7 @@ class TaskService:
     def __init__(
         self, tasks: TaskRepo, queue: TaskQueueRepo, bus: TaskEventBus, workspaces: WorkspaceService,
         supervisor: TaskSupervisor, store: GitStore, state: PortableState, access: AccessService,
-        changes: AccessChanges, audit: AuditLog, *, default_timeout_s: int, max_timeout_s: int = 6 * 3600, max_queued_per_user: int = 50,
+        changes: AccessChanges, audit: AuditLog, disk: DiskFloor, *, default_timeout_s: int, max_timeout_s: int = 6 * 3600, max_queued_per_user: int = 50,
     ) -> None:
         self._tasks = tasks
         self._queue = queue
@@ -72,6 +73,7 @@ class TaskService:
         self._access = access
         self._changes = changes
         self._audit = audit
+        self._disk = disk
         self._default_timeout_s = default_timeout_s
         self._max_timeout_s = max_timeout_s
         self._max_queued = max_queued_per_user
@@ -85,6 +87,7 @@ class TaskService:
             raise InvalidInputError(f"timeout_s may be at most {self._max_timeout_s} on this server "
                                     "(AICODE_MAX_TASK_TIMEOUT_S)")
         await self._check_queue_room(actor)
+        await self._disk.check()
         if workspace.status != WorkspaceStatus.READY:
             raise ConflictError(f"the workspace is {workspace.status}, not ready"
                                 + (f": {workspace.error}" if workspace.error else ""))
@@ -126,6 +129,7 @@ class TaskService:
         """Queue another turn on the same session and branch; it runs with `actor`'s credential."""
         await self.get(actor, task_id, Action.RUN)
         await self._check_queue_room(actor)
+        await self._disk.check()
         async with self._bus.batch(task_id) as batch:
             task = await self._tasks.transition(
                 task_id, TaskStatus.QUEUED, allowed_from=tuple(TERMINAL_STATUSES), conn=batch.conn,
