@@ -85,9 +85,7 @@ def run_gc(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from aicode.db.connect import database_url
-    from aicode.db.migrations import apply_migrations
-    from aicode.db.pool import Database
+    from aicode.db.connect import operator_database
     from aicode.storage.identity import server_identities
     from aicode.storage.layout import DataLayout
     from aicode.tasks.retention import CollectReport, Retention
@@ -104,15 +102,8 @@ def run_gc(args: argparse.Namespace) -> int:
     layout.prepare()
 
     async def collect() -> CollectReport:
-        async with database_url(settings) as url:
-            database = Database(url, min_size=1, max_size=2)
-            await database.open()
-            try:
-                async with database.pool.acquire() as conn:
-                    await apply_migrations(conn)
-                return await Retention(layout, TaskStateRepo(database)).collect(days)
-            finally:
-                await database.close()
+        async with operator_database(settings) as database:
+            return await Retention(layout, TaskStateRepo(database)).collect(days)
 
     report = asyncio.run(collect())
     if args.json:

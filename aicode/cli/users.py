@@ -48,23 +48,14 @@ def run_create(args: argparse.Namespace) -> int:
     # Imported here: the server side (Litestar, asyncpg, argon2) would slow every client command.
     from aicode.auth.repo import RevokedJwtRepo, TokenRepo, UserRepo
     from aicode.auth.service import AuthService
-    from aicode.db.connect import database_url
-    from aicode.db.migrations import apply_migrations
-    from aicode.db.pool import Database
+    from aicode.db.connect import operator_database
 
     async def create() -> str:
-        async with database_url(settings) as url:
-            database = Database(url, min_size=1, max_size=2)
-            await database.open()
-            try:
-                async with database.pool.acquire() as conn:
-                    await apply_migrations(conn)
-                service = AuthService(UserRepo(database), TokenRepo(database), RevokedJwtRepo(database),
-                                      jwt_key="unused", token_ttl_s=60)
-                user = await service.create_user(data.username, data.password, admin=data.admin)
-                return user.username
-            finally:
-                await database.close()
+        async with operator_database(settings) as database:
+            service = AuthService(UserRepo(database), TokenRepo(database), RevokedJwtRepo(database),
+                                  jwt_key="unused", token_ttl_s=60)
+            user = await service.create_user(data.username, data.password, admin=data.admin)
+            return user.username
 
     try:
         name = asyncio.run(create())

@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from aicode.db.embedded import EmbeddedPostgres
+from aicode.db.pool import Database
 from aicode.settings import Settings
 
-__all__ = ["database_url"]
+__all__ = ["database_url", "operator_database"]
 
 
 @asynccontextmanager
@@ -25,3 +26,19 @@ async def database_url(settings: Settings) -> AsyncIterator[str]:
         yield url
     finally:
         await asyncio.to_thread(embedded.stop)
+
+
+@asynccontextmanager
+async def operator_database(settings: Settings) -> AsyncIterator[Database]:
+    """A small pool on the server's database, migrated, for an operator command (`aicode users`, `gc`)."""
+    from aicode.db.migrations import apply_migrations
+
+    async with database_url(settings) as url:
+        database = Database(url, min_size=1, max_size=2)
+        await database.open()
+        try:
+            async with database.pool.acquire() as conn:
+                await apply_migrations(conn)
+            yield database
+        finally:
+            await database.close()
