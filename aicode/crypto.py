@@ -11,7 +11,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-__all__ = ["SecretBox", "csrf_signing_key", "jwt_signing_key", "load_or_create_secret_key", "secret_key_fingerprint"]
+__all__ = ["SecretBox", "csrf_signing_key", "jwt_signing_key", "load_or_create_secret_key", "secret_key_fingerprint",
+           "store_secret_key"]
 
 _KEY_FILE = "secret_key"
 
@@ -33,6 +34,14 @@ def load_or_create_secret_key(data_dir: Path, configured: str | None) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")
     return key
+
+
+def store_secret_key(data_dir: Path, key: str) -> None:
+    """Keep `key` as the data dir's secret key (a restore); FileExistsError if the data dir has one."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / _KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
 
 
 def _derive(secret_key: str, purpose: bytes) -> bytes:

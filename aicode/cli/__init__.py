@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from aicode import __version__
-from aicode.cli import client, server, users
+from aicode.cli import backup, client, server, users
 from aicode.settings import SettingsError
 
 __all__ = ["main"]
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     server.register(commands)
     users.register(commands)
+    backup.register(commands)
     client.register(commands)
     return parser
 
