@@ -24,6 +24,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from redis.asyncio import Redis
@@ -104,6 +105,7 @@ from aicode.tasks.supervisor import NodeConfig, TaskSupervisor
 from aicode.tasks.turn_container import ContainerConfig, TurnContainers
 from aicode.tasks.turn_plan import PlannerConfig, TurnPlanner
 from aicode.tasks.working_copy import WorkingCopies
+from aicode.tracing import Tracing, route_span_details
 from aicode.web import template_config, web_route_handlers
 from aicode.workspaces.controller import WorkspaceController
 from aicode.workspaces.repo import WorkspaceRepo
@@ -281,8 +283,10 @@ def create_app(settings: Settings) -> Litestar:
         access, UserRepo(database), store, state, box, audit, background,
     )
     execution = AgentExecution(runtime, bus)
+    tracing = Tracing.from_env(os.environ)
     runner = TaskRunner(settings.node_name, task_repo, WorkspaceRepo(database), bus, planner, copies, containers,
-                        execution, layout, SetupCommands(execution, bus, layout), turn_ended=publisher.turn_ended)
+                        execution, layout, SetupCommands(execution, bus, layout), turn_ended=publisher.turn_ended,
+                        tracer=tracing.tracer)
     node_repo = NodeRepo(database)
     queue = TaskQueueRepo(database)
     node = NodeConfig(
@@ -315,6 +319,7 @@ def create_app(settings: Settings) -> Litestar:
             stack.push_async_callback(git_worker.close)
             stack.push_async_callback(git_fetcher.close)
             stack.push_async_callback(background.close)
+            stack.callback(tracing.shutdown)
             # Entered here rather than registered as a plugin: the channels must be up before the
             # supervisor publishes its first event and stay up until it has published its last.
             if redis is not None:
@@ -383,7 +388,11 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers={AicodeError: _domain_error, Exception: _unexpected_error},
         template_config=template_config(),
         openapi_config=openapi_config(__version__),
-        plugins=[ErrorResponsesPlugin(PUBLIC_PATHS)],
+        plugins=[ErrorResponsesPlugin(PUBLIC_PATHS),
+                 *([OpenTelemetryPlugin(OpenTelemetryConfig(
+                     tracer_provider=tracing.provider, scope_span_details_extractor=route_span_details,
+                     exclude=["^/metrics$", "^/static/", "^/healthz$"],
+                     exclude_spans=["receive", "send"]))] if tracing.enabled else [])],
         # Inside authentication (see on_app_init): requests are measured by route template, and bad
         # input is refused before any handler runs.
         middleware=[_http_metrics().middleware, RequestInputGuard()],

@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+from aicode.tracing import add_trace_ids
+
 __all__ = ["configure_logging"]
 
 
@@ -18,6 +20,7 @@ def configure_logging(log_format: str = "auto", level: str = "info") -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_trace_ids,
     ]
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()

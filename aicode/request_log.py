@@ -12,6 +12,8 @@ from litestar.datastructures import MutableScopeHeaders
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from aicode.tracing import name_span_by_route
+
 __all__ = ["CLIENT_ADDRESS", "RequestLogMiddleware"]
 
 # The address of the client whose request is running (for the audit trail); None outside requests.
@@ -43,6 +45,7 @@ class RequestLogMiddleware(ASGIMiddleware):
 
         client = scope.get("client")
         address = CLIENT_ADDRESS.set(client[0] if client else None)
+        name_span_by_route(scope)
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 await next_app(scope, receive, send_with_id)

@@ -84,7 +84,7 @@ async def test_below_the_disk_floor_new_tasks_are_refused_and_readyz_warns(
     async with AsyncTestClient(app=create_app(full)) as client:
         admin = await login(client, *ADMIN)
         alice = await make_user(client, admin, "alice")
-        await client.put("/api/me/credentials/anthropic", json={"api_key": "sk-a"}, headers=alice)
+        await client.put("/api/me/credentials/anthropic", json={"api_key": "sk-alice-key"}, headers=alice)
         created = await client.post("/api/workspaces", json={"name": "p", "repo_url": str(source_repo)}, headers=alice)
         ws = await wait_for_status(client, alice, created.json()["id"])
         refused = await client.post(f"/api/workspaces/{ws['id']}/tasks", json={"prompt": "@say hi"}, headers=alice)

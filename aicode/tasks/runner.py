@@ -13,6 +13,8 @@ from typing import Any
 from uuid import UUID
 
 import structlog
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
 
 from aicode.agents.events import TurnOutcome
 from aicode.containers.runtime import ExecResult
@@ -26,10 +28,11 @@ from aicode.tasks.execution import AgentExecution, StopSignal
 from aicode.tasks.models import TaskChange, TaskRecord, TaskStatus, TurnUsage
 from aicode.tasks.repo import TaskRepo
 from aicode.tasks.setup_command import SetupCommands, SetupResult
-from aicode.tasks.turn_container import TurnContainers
-from aicode.tasks.turn_plan import TurnFailure, TurnPlanner, commit_title
+from aicode.tasks.turn_container import StartedContainer, TurnContainers
+from aicode.tasks.turn_plan import TurnFailure, TurnPlan, TurnPlanner, commit_title
 from aicode.tasks.verdict import judge
 from aicode.tasks.working_copy import WorkingCopies, commit_events
+from aicode.workspaces.models import WorkspaceRecord
 from aicode.workspaces.repo import WorkspaceRepo
 
 __all__ = ["StopSignal", "TaskRunner", "TurnFailure"]
@@ -81,6 +84,7 @@ class TaskRunner:
         self, node: str, tasks: TaskRepo, workspaces: WorkspaceRepo, bus: TaskEventBus, planner: TurnPlanner,
         copies: WorkingCopies, containers: TurnContainers, execution: AgentExecution, layout: DataLayout,
         setup: SetupCommands, turn_ended: Callable[[TaskRecord], None] | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._node = node
         self._tasks = tasks
@@ -94,6 +98,8 @@ class TaskRunner:
         self._setup = setup
         # Told of each turn once its record is closed (the forge round trip's re-push and pull request).
         self._turn_ended = turn_ended
+        # Spans of each turn's phases (a no-op tracer unless OTEL_* variables turn tracing on).
+        self._tracer: Tracer = tracer or trace.NoOpTracer()
 
     async def drain(self) -> None:
         """Wait for container clean-ups still in flight (at shutdown)."""
@@ -103,15 +109,19 @@ class TaskRunner:
         """Run the turn this node has claimed (the task is `running` here) and record how it ended."""
         log.info("task.turn_started", task_id=str(task.id), turn=task.turns + 1, node=self._node)
         started = time.monotonic()
-        try:
-            report = await self._turn(task, stop)
-        except (TurnFailure, CheckoutError, GitWorkerError) as exc:
-            report = TurnReport(status=TaskStatus.FAILED, error=str(exc), cause="preparation")
-        except Exception as exc:  # a bug must end the task, never the server
-            log.error("task.turn_crashed", task_id=str(task.id), exc_info=exc)
-            report = TurnReport(status=TaskStatus.FAILED, error=f"internal error while running the task ({exc})",
-                                cause="internal")
-        await self._finish(task, report)
+        with self._tracer.start_as_current_span("turn", attributes={
+                "aicode.task_id": str(task.id), "aicode.turn": task.turns + 1, "aicode.node": self._node,
+                "aicode.agent": task.agent}) as span:
+            try:
+                report = await self._turn(task, stop)
+            except (TurnFailure, CheckoutError, GitWorkerError) as exc:
+                report = TurnReport(status=TaskStatus.FAILED, error=str(exc), cause="preparation")
+            except Exception as exc:  # a bug must end the task, never the server
+                log.error("task.turn_crashed", task_id=str(task.id), exc_info=exc)
+                report = TurnReport(status=TaskStatus.FAILED, error=f"internal error while running the task ({exc})",
+                                    cause="internal")
+            span.set_attribute("aicode.status", report.status.value)
+            await self._finish(task, report)
         TURN_DURATION.observe(time.monotonic() - started)
 
     async def recover(self, task_id: UUID) -> None:
@@ -136,17 +146,20 @@ class TaskRunner:
 
     async def _turn(self, task: TaskRecord, stop: StopSignal) -> TurnReport:
         clock = PhaseClock()
+        tracer = self._tracer
         workspace = await self._workspaces.get(task.workspace_id)
         if workspace is None:
             raise TurnFailure("the workspace was deleted")
         await self._containers.after_previous_turn(task.id)
-        await self._copies.ready(task, workspace)
+        with tracer.start_as_current_span("checkout"):
+            await self._copies.ready(task, workspace)
         async with self._planner.plan(task, workspace) as plan:
             await asyncio.to_thread(self._layout.prepare_task, task.id)
             # The container starts while the working copy is made: neither needs the other until the exec.
-            starting = asyncio.create_task(self._containers.start(task, workspace, plan))
+            starting = asyncio.create_task(self._start_container(task, workspace, plan))
             try:
-                base = await self._copies.base(task)
+                with tracer.start_as_current_span("checkout.base"):
+                    base = await self._copies.base(task)
             except BaseException:
                 with contextlib.suppress(Exception):
                     self._containers.discard(task.id, await starting)
@@ -156,7 +169,8 @@ class TaskRunner:
             clock.lap("container")
             CONTAINER_START.observe(clock.laps["container"] / 1000)
             if self._setup.needed(task.id, workspace):
-                setup = await self._setup.run(task.id, container.id, workspace, stop)
+                with tracer.start_as_current_span("setup"):
+                    setup = await self._setup.run(task.id, container.id, workspace, stop)
                 clock.lap("setup")
                 if not setup.ok:
                     self._containers.clean_up(task.id, container, None, plan.env)
@@ -165,8 +179,9 @@ class TaskRunner:
             result = ExecResult()
             ended_by: str | None = "crashed"
             try:
-                stderr_tail, ended_by = await self._execution.watch(
-                    task.id, container.id, plan.argv, plan.env, task.timeout_s, parser, result, stop)
+                with tracer.start_as_current_span("agent.run"):
+                    stderr_tail, ended_by = await self._execution.watch(
+                        task.id, container.id, plan.argv, plan.env, task.timeout_s, parser, result, stop)
             finally:
                 clock.lap("agent")
                 # Off the critical path: the turn's outcome depends on neither. Only a container whose
@@ -178,15 +193,20 @@ class TaskRunner:
             status, error = verdict.status, verdict.error
         partial = ended_by is not None or status != TaskStatus.SUCCEEDED
         parent = task.head_commit or base
-        snapshot = await self._copies.commit(task, parent, partial=partial, author=plan.author)
+        with tracer.start_as_current_span("commit"):
+            snapshot = await self._copies.commit(task, parent, partial=partial, author=plan.author)
         clock.lap("commit")
-        stored = await self._copies.store_state(task, parent, snapshot)
+        with tracer.start_as_current_span("store"):
+            stored = await self._copies.store_state(task, parent, snapshot)
         clock.lap("store")
         # The last agent events, the commit and the status go out in the turn's final transaction.
         closing = [(e.type, e.data) for e in events] + commit_events(task, snapshot, partial) + stored
         return TurnReport(status=status, error=error, outcome=outcome, commit=snapshot.commit, events=closing,
-                          cause=verdict.cause,
-                          timings=clock.laps)
+                          cause=verdict.cause, timings=clock.laps)
+
+    async def _start_container(self, task: TaskRecord, workspace: WorkspaceRecord, plan: TurnPlan) -> StartedContainer:
+        with self._tracer.start_as_current_span("container.start"):
+            return await self._containers.start(task, workspace, plan)
 
     async def _finish(self, task: TaskRecord, report: TurnReport) -> None:
         outcome = report.outcome
