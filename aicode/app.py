@@ -16,9 +16,6 @@ from uuid import UUID
 
 import structlog
 from litestar import Litestar, Request, Response
-from litestar.channels import ChannelsPlugin
-from litestar.channels.backends.memory import MemoryChannelsBackend
-from litestar.channels.backends.redis import RedisChannelsPubSubBackend
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -45,6 +42,7 @@ from aicode.auth.security import PUBLIC_PATHS, build_jwt_auth
 from aicode.auth.service import AuthService
 from aicode.auth.sso.config import build_single_sign_on
 from aicode.background import BackgroundTasks
+from aicode.channels import build_channels
 from aicode.containers.confinement import NetworkConfinement
 from aicode.containers.engine import DockerEngine
 from aicode.containers.network import AgentNetwork
@@ -165,15 +163,6 @@ def _announce_setup_code(code: str, settings: Settings) -> None:
         file=sys.stderr,
         flush=True,
     )
-
-
-def build_channels(redis: Redis | None) -> ChannelsPlugin:
-    """In-process fan-out, or Redis pub/sub when several server processes share the work."""
-    backend: Any = RedisChannelsPubSubBackend(redis=redis) if redis is not None else MemoryChannelsBackend()
-    # A slow reader's backlog drops its oldest events instead of slowing the writer; the reader
-    # notices the jump in seq and reads what it missed from the database.
-    return ChannelsPlugin(backend=backend, arbitrary_channels_allowed=True, subscriber_max_backlog=2000,
-                          subscriber_backlog_strategy="dropleft")
 
 
 def server_identity(data_dir: Path) -> str:

@@ -43,9 +43,13 @@ def _logging() -> None:
 async def template_database() -> AsyncIterator[str]:
     """A database with every migration applied, copied for each test."""
     name = f"aicode_test_tpl_{_RUN}"
+    # A connection per step, none held for the session: the fault tests restart PostgreSQL.
     admin = await _admin_connection()
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
         conn = await asyncpg.connect(database_url_for(name))
         try:
             await apply_migrations(conn)
@@ -53,8 +57,11 @@ async def template_database() -> AsyncIterator[str]:
             await conn.close()
         yield name
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        admin = await _admin_connection()
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 @pytest.fixture
@@ -63,10 +70,16 @@ async def database_url(template_database: str) -> AsyncIterator[str]:
     admin = await _admin_connection()
     try:
         await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    finally:
+        await admin.close()
+    try:
         yield database_url_for(name)
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        admin = await _admin_connection()
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from aicode.app import build_channels
+from aicode.channels import build_channels
 from aicode.db.pool import Database
 from aicode.tasks.events import TaskEventBus
 from aicode.tasks.repo import TaskEventRepo

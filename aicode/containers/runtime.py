@@ -37,6 +37,9 @@ class OutputChunk:
 class ExecResult:
     exit_code: int | None = None
     oom_killed: bool = False
+    # The container itself had stopped (or was gone) when the process ended: killed from outside, or
+    # its engine restarted. Then a SIGKILL'd process says nothing about its memory.
+    container_stopped: bool = False
 
 
 class ContainerRuntime:
@@ -84,7 +87,7 @@ class ContainerRuntime:
         except aiodocker.DockerError as exc:
             raise ContainerError(f"running the agent failed: {exc.message}") from None
         result.exit_code = info.get("ExitCode")
-        result.oom_killed = await self._oom_killed(container_id)
+        result.oom_killed, result.container_stopped = await self._container_state(container_id)
 
     async def pid(self, container_id: str) -> int:
         """The host pid of the container's first process (it must be running)."""
@@ -118,11 +121,14 @@ class ContainerRuntime:
             raise ContainerError(f"could not list containers: {exc.message}") from None
         return [c.id for c in containers]
 
-    async def _oom_killed(self, container_id: str) -> bool:
-        with contextlib.suppress(aiodocker.DockerError):
+    async def _container_state(self, container_id: str) -> tuple[bool, bool]:
+        """(OOM-killed, stopped) of the container after a process in it ended."""
+        try:
             info = await self._client().containers.container(container_id).show()
-            return bool(info.get("State", {}).get("OOMKilled"))
-        return False
+        except (aiodocker.DockerError, aiohttp.ClientError, OSError, ContainerError):
+            return False, True
+        state = info.get("State", {})
+        return bool(state.get("OOMKilled")), not state.get("Running", False)
 
     def _client(self) -> aiodocker.Docker:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -10,8 +11,10 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from litestar.channels import ChannelsPlugin
+import structlog
+from litestar.channels import ChannelsPlugin, Subscriber
 
+from aicode.db.errors import is_connection_failure
 from aicode.db.pool import Database
 from aicode.metrics.instruments import EVENTS
 from aicode.tasks.models import TERMINAL_STATUSES, TaskEvent
@@ -20,6 +23,12 @@ from aicode.tasks.repo import TaskEventRepo
 __all__ = ["EventBatch", "TaskEventBus", "WireEvent", "task_channel"]
 
 _PAGE = 500
+# A follower with no live event for this long reads the database (see `follow`).
+_QUIET_POLL_S = 3.0
+# How long an event write waits out an unreachable database before the turn gives up.
+_OUTAGE_S = 60.0
+
+log = structlog.get_logger(__name__)
 
 
 def task_channel(task_id: UUID) -> str:
@@ -87,9 +96,22 @@ class TaskEventBus:
         self._publish(batch.stored)
 
     async def emit(self, task_id: UUID, events: list[tuple[str, dict[str, Any]]]) -> list[TaskEvent]:
-        async with self.batch(task_id) as batch:
-            await batch.add(events)
-        return batch.stored
+        """Store and publish `events`. While the database is unreachable (a restart, a fail-over) the
+        write is tried again for up to a minute: a turn's output is not lost to a short outage."""
+        delay, waited = 0.25, 0.0
+        while True:
+            try:
+                async with self.batch(task_id) as batch:
+                    await batch.add(events)
+                return batch.stored
+            except Exception as exc:
+                if not is_connection_failure(exc) or waited >= _OUTAGE_S:
+                    raise
+                log.warning("events.write_retried", task_id=str(task_id), error=exc.__class__.__name__,
+                            waited_s=round(waited, 1))
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 4.0)
 
     def _publish(self, events: list[TaskEvent]) -> None:
         for event in events:
@@ -112,27 +134,50 @@ class TaskEventBus:
         """
         last = after
         async with self._channels.start_subscription([task_channel(task_id)]) as subscriber:
-            while True:
-                page = await self._repo.list(task_id, after=last, limit=_PAGE)
-                for stored in page:
-                    yield WireEvent.of(stored)
-                    last = stored.seq
-                if len(page) < _PAGE:
-                    break
-            if await is_settled(last):
-                return
-            async for raw in subscriber.iter_events():
-                event = WireEvent.decode(raw)
-                if event.seq <= last:
-                    continue
-                while event.seq > last + 1:
-                    missing = await self._repo.list(task_id, after=last, before=event.seq, limit=_PAGE)
-                    if not missing:
+            live: asyncio.Queue[bytes] = asyncio.Queue()
+            pump = asyncio.create_task(_pump(subscriber, live))
+            try:
+                while True:
+                    page = await self._repo.list(task_id, after=last, limit=_PAGE)
+                    for stored in page:
+                        yield WireEvent.of(stored)
+                        last = stored.seq
+                    if len(page) < _PAGE:
                         break
-                    for earlier in missing:
-                        yield WireEvent.of(earlier)
-                        last = earlier.seq
-                yield event
-                last = event.seq
-                if event.ends_task() and await is_settled(last):
+                if await is_settled(last):
                     return
+                while True:
+                    try:
+                        raw = await asyncio.wait_for(live.get(), _QUIET_POLL_S)
+                    except TimeoutError:
+                        # Quiet: or the fan-out lost events (Redis restarted under it). The database has
+                        # them all, so a quiet follower reads it now and then.
+                        for stored in await self._repo.list(task_id, after=last, limit=_PAGE):
+                            yield WireEvent.of(stored)
+                            last = stored.seq
+                        if await is_settled(last):
+                            return
+                        continue
+                    event = WireEvent.decode(raw)
+                    if event.seq <= last:
+                        continue
+                    while event.seq > last + 1:
+                        missing = await self._repo.list(task_id, after=last, before=event.seq, limit=_PAGE)
+                        if not missing:
+                            break
+                        for earlier in missing:
+                            yield WireEvent.of(earlier)
+                            last = earlier.seq
+                    yield event
+                    last = event.seq
+                    if event.ends_task() and await is_settled(last):
+                        return
+            finally:
+                pump.cancel()
+                await asyncio.gather(pump, return_exceptions=True)
+
+
+async def _pump(subscriber: Subscriber, live: asyncio.Queue[bytes]) -> None:
+    """The subscription's events into `live`, which `follow` can wait on with a time limit."""
+    async for raw in subscriber.iter_events():
+        live.put_nowait(raw)

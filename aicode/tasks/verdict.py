@@ -36,6 +36,10 @@ def judge(task: TaskRecord, workspace: WorkspaceRecord, outcome: TurnOutcome, re
                                            "the work so far is committed as partial"), "timeout")
     if grant is not None and grant.refusal is not None and not outcome.ok:
         return Verdict(TaskStatus.FAILED, f"stopped: {grant.refusal}", "budget")
+    if result.container_stopped and not result.oom_killed and not outcome.ok:
+        return Verdict(TaskStatus.FAILED, "the task's container stopped under the agent (its Docker engine restarted, "
+                                          "or it was stopped from outside); the work so far is committed as partial: "
+                                          "send a follow-up to go on", "infrastructure")
     if result.oom_killed or (result.exit_code == 137 and not outcome.ok):
         memory = workspace.limits.get("memory_mb") or "the default"
         return Verdict(TaskStatus.FAILED, (f"the agent was killed by the container's memory limit ({memory} MB): "
