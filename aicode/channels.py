@@ -24,14 +24,45 @@ __all__ = ["ResilientRedisBackend", "build_channels"]
 log = structlog.get_logger(__name__)
 
 _RETRY_S = 1.0
+_OUTBOX_LIMIT = 20_000
 
 
 class ResilientRedisBackend(RedisChannelsPubSubBackend):
+    """Litestar's Redis pub/sub backend, carrying on through Redis errors, and publishing in pipelines:
+    the plugin hands it one message at a time and waits for each, which caps a busy server at one
+    Redis round trip per message. Here `publish` only queues; one flusher sends whatever has piled up
+    in a single pipeline, in order."""
+
+    def __init__(self, *, redis: Redis) -> None:
+        super().__init__(redis=redis)
+        self._outbox: list[tuple[bytes, list[str]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
     async def publish(self, data: bytes, channels: Iterable[str]) -> None:
-        try:
-            await super().publish(data, channels)
-        except (RedisError, OSError) as exc:
-            log.warning("channels.publish_failed", error=f"{exc.__class__.__name__}: {exc}")
+        if len(self._outbox) >= _OUTBOX_LIMIT:
+            # Redis is down or far behind: the oldest go (followers read the database when quiet).
+            del self._outbox[: len(self._outbox) // 2]
+            log.warning("channels.outbox_trimmed", kept=len(self._outbox))
+        self._outbox.append((data, list(channels)))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._outbox:
+            batch, self._outbox = self._outbox, []
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for data, channels in batch:
+                        for channel in channels:
+                            pipe.publish(channel, data)
+                    await pipe.execute()
+            except (RedisError, OSError) as exc:
+                log.warning("channels.publish_failed", dropped=len(batch), error=f"{exc.__class__.__name__}: {exc}")
+
+    async def on_shutdown(self) -> None:
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        await super().on_shutdown()
 
     async def subscribe(self, channels: Iterable[str]) -> None:
         try:

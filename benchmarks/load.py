@@ -18,7 +18,8 @@ containers share the clock). Per scenario it prints:
   dup/gap       seqs seen twice or out of order (each should be 0)
   errors        HTTP errors, disconnects (a stream ending before the task's last event), failed tasks
   server CPU s  the server process's user+system CPU over the run (its children included)
-  peak RSS      the server process's high-water mark (VmHWM); RSS/task = (peak - idle RSS) / K
+  peak RSS      the server process's RSS, sampled every 0.25 s during the run (its start-up peak, from
+                migrations and imports, is left out); RSS/task = (peak - idle RSS before the run) / K
   client CPU s  this process's CPU (the 100 SSE readers): near the wall time means the readers
                 themselves saturate and the latency includes their queueing
   wall s        submit -> every task ended and every stream closed
@@ -78,6 +79,7 @@ def _run_cleanups() -> None:
     for key in reversed(list(_cleanups)):
         step = _cleanups.pop(key)
         try:
+            print(f"cleanup: {key}", file=sys.stderr)
             step()
         except Exception as exc:  # keep undoing the rest
             print(f"cleanup {key}: {exc}", file=sys.stderr)
@@ -122,9 +124,6 @@ class ServerProcess:
             return psutil.Process(self.pid).memory_info().rss / 1e6
         return self._status("VmRSS")
 
-    def peak_rss_mb(self) -> float:
-        return self._status("VmHWM")
-
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -143,11 +142,17 @@ def _host_cpu() -> tuple[float, float]:
     return sum(fields) - idle, sum(fields)
 
 
-def _remove_containers(server_id: str) -> None:
-    ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=aicode.server={server_id}"],
-                         capture_output=True, text=True, check=False).stdout.split()
-    if ids:
-        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
+def _remove_containers(server_id: str, tries: int = 10) -> None:
+    """Whatever containers the server left (it removes its own on a clean stop); waits out a dockerd restart."""
+    for _ in range(tries):
+        listed = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=aicode.server={server_id}"],
+                                capture_output=True, text=True, check=False)
+        ids = listed.stdout.split()
+        if listed.returncode == 0 and (not ids or subprocess.run(
+                ["docker", "rm", "-f", *ids], capture_output=True, check=False).returncode == 0):
+            return
+        time.sleep(3)
+    print(f"could not remove the containers labelled aicode.server={server_id}", file=sys.stderr)
 
 
 def _drop_database(name: str) -> None:
@@ -215,8 +220,9 @@ async def running_server(image: str, max_concurrent: int, redis: bool):
             yield Server(url, database_url, process, http, token, workspace_id)
     finally:
         for step in ("server", "containers", "tmp", "db"):
-            if (undo := _cleanups.pop(f"{step}-{key}", None)) is not None:
-                await asyncio.to_thread(undo)
+            if (undo := _cleanups.get(f"{step}-{key}")) is not None:
+                await asyncio.to_thread(undo)  # interrupted here, the step is still left for _run_cleanups
+                _cleanups.pop(f"{step}-{key}", None)
 
 
 async def _set_up_user(http: httpx.AsyncClient, repo: Path) -> tuple[str, str]:
@@ -258,6 +264,7 @@ class Reader:
     gaps: int = 0
     errors: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
+    printed: list[float] = field(default_factory=list)  # the print time of each latency sample
     first_at: float = 0.0
     last_at: float = 0.0
 
@@ -289,7 +296,9 @@ async def follow(http: httpx.AsyncClient, reader: Reader) -> None:
                     reader.last = seq
                     reader.seqs_ok += 1
                     if (match := STAMP.search(block)) is not None:
-                        reader.latencies.append(now - float(match.group(1)))
+                        stamp = float(match.group(1))
+                        reader.latencies.append(now - stamp)
+                        reader.printed.append(stamp)
                         reader.first_at = reader.first_at or now
                         reader.last_at = now
     except (httpx.HTTPError, OSError) as exc:
@@ -307,20 +316,19 @@ class Result:
     notes: list[str]
 
 
-async def _wait_finished(http: httpx.AsyncClient, task_ids: list[str], timeout: float) -> dict[str, dict]:
-    done: dict[str, dict] = {}
+async def _wait_finished(http: httpx.AsyncClient, workspace_id: str, task_ids: list[str],
+                         timeout: float) -> dict[str, dict]:
+    """Once a second, one listing of the workspace's tasks (not a request per task: the server is measured)."""
+    wanted = set(task_ids)
     async with asyncio.timeout(timeout):
-        while len(done) < len(task_ids):
-            for task_id in task_ids:
-                if task_id not in done:
-                    answer = await http.get(f"/api/tasks/{task_id}")
-                    if answer.status_code != 200:
-                        raise RuntimeError(f"GET /api/tasks/{task_id}: {answer.status_code} {answer.text[:300]}")
-                    task = answer.json()
-                    if task["status"] in TERMINAL:
-                        done[task_id] = task
-            await asyncio.sleep(0.5)
-    return done
+        while True:
+            answer = await http.get("/api/tasks", params={"workspace_id": workspace_id, "limit": 500})
+            if answer.status_code != 200:
+                raise RuntimeError(f"GET /api/tasks: {answer.status_code} {answer.text[:300]}")
+            done = {t["id"]: t for t in answer.json() if t["id"] in wanted and t["status"] in TERMINAL}
+            if len(done) == len(wanted):
+                return done
+            await asyncio.sleep(1)
 
 
 async def _db_figures(database_url: str, task_ids: list[str]) -> tuple[int, float, list[float], float]:
@@ -339,6 +347,36 @@ async def _db_figures(database_url: str, task_ids: list[str]) -> tuple[int, floa
     printed = [float(r["t"]) for r in rows]
     lags = [r["ts"] - float(r["t"]) for r in rows]
     return count, span or 0.0, lags, (max(printed) - min(printed)) if printed else 0.0
+
+
+async def _loop_lag(lags: list[float], tick: float = 0.01) -> None:
+    """How late this process's own event loop wakes up: large means the readers are starved or busy,
+    and the measured latency includes their own queueing."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + tick
+        await asyncio.sleep(tick)
+        lags.append(loop.time() - due)
+
+
+def _timeline(readers: list[Reader], window: float) -> str:
+    """p50 delivery latency per `window` s of print time: flat = keeping up, rising = a growing backlog."""
+    pairs = [(t, lat) for r in readers for t, lat in zip(r.printed, r.latencies, strict=True)]
+    if not pairs:
+        return "-"
+    start = min(t for t, _ in pairs)
+    buckets: dict[int, list[float]] = {}
+    for t, lat in pairs:
+        buckets.setdefault(int((t - start) // window), []).append(lat)
+    return ", ".join(f"{percentile(buckets[k], 50) * 1000:.0f}" for k in sorted(buckets))
+
+
+async def _commits(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+    finally:
+        await conn.close()
 
 
 async def _sample_rss(server: ServerProcess, peak: list[float]) -> None:
@@ -369,8 +407,13 @@ def _start_profile(pid: int, out: Path, seconds: float) -> subprocess.Popen[byte
     return spy
 
 
+_ENTRY = ("<frozen runpy>", "aicode/__main__.py", "aicode/cli/", "uvicorn/main.py", "uvicorn/server.py",
+          "uvicorn/_compat.py", "asyncio/runners.py")
+
+
 def _profile_summary(path: Path, top: int = 15) -> list[str]:
-    """Leaf frames (self time) and aicode/ frames (inclusive) by share of samples."""
+    """Leaf frames (self time) and aicode/, litestar/, uvicorn/, asyncpg/ functions (inclusive), by share
+    of samples. py-spy's stacks of coroutines are often cut short, so the inclusive shares are floors."""
     leaf: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
@@ -382,19 +425,20 @@ def _profile_summary(path: Path, top: int = 15) -> list[str]:
         total += n
         frames = stack.split(";")
         leaf[frames[-1]] += n
-        for frame in set(frames):
-            if "aicode/" in frame or "litestar/" in frame or "uvicorn/" in frame:
-                inclusive[frame] += n
+        for function in {re.sub(r":\d+\)$", ")", f) for f in frames}:
+            if any(k in function for k in ("aicode/", "litestar/", "uvicorn/", "asyncpg/")) and \
+                    not any(k in function for k in _ENTRY):
+                inclusive[function] += n
     if not total:
         return ["(no samples)"]
 
     def short(frame: str) -> str:
-        return re.sub(r"\(/.*?/site-packages/|\(/.*?/(aicode/)", r"(\1", frame)
+        return re.sub(r"\(/\S*?/(site-packages|python3\.\d+)/", "(", frame)
 
     lines = [f"  {total} samples; self time by leaf frame:"]
     lines += [f"    {100 * n / total:5.1f}%  {short(f)}" for f, n in leaf.most_common(top)]
-    lines.append("  inclusive, aicode/litestar/uvicorn frames:")
-    lines += [f"    {100 * n / total:5.1f}%  {short(f)}" for f, n in inclusive.most_common(top)]
+    lines.append("  inclusive, by function:")
+    lines += [f"    {100 * n / total:5.1f}%  {short(f)}" for f, n in inclusive.most_common(top * 2)]
     return lines
 
 
@@ -407,14 +451,17 @@ async def run_scenario(image: str, tasks: int, clients: int, duration: float, ra
         # Warm-up: the first container start pays for cold caches.
         warm = (await server.http.post(f"/api/workspaces/{server.workspace_id}/tasks",
                                        json={"prompt": "@say warm"})).json()
-        await _wait_finished(server.http, [warm["id"]], 120)
+        await _wait_finished(server.http, server.workspace_id, [warm["id"]], 120)
         await asyncio.sleep(1)
         idle_rss = server.process.rss_mb()
+        commits_before = await _commits(server.database_url)
         cpu_before = server.process.cpu_seconds()
         own_before = resource.getrusage(resource.RUSAGE_SELF)
         host_before = _host_cpu()
         peak = [idle_rss]
         sampler = asyncio.create_task(_sample_rss(server.process, peak))
+        own_lags: list[float] = []
+        ticker = asyncio.create_task(_loop_lag(own_lags))
         spy = _start_profile(server.process.pid, profile / f"load-{tasks}x{clients}{'-redis' if redis else ''}.txt",
                              duration + 60) if profile else None
         started = time.time()
@@ -429,7 +476,7 @@ async def run_scenario(image: str, tasks: int, clients: int, duration: float, ra
                 submitted.append(answer.json()["id"])
             readers = [Reader(submitted[i % tasks]) for i in range(clients)]
             following = [asyncio.create_task(follow(streams, reader)) for reader in readers]
-            finished = await _wait_finished(server.http, submitted, duration * 4 + 300)
+            finished = await _wait_finished(server.http, server.workspace_id, submitted, duration * 4 + 300)
             try:
                 async with asyncio.timeout(120):
                     await asyncio.gather(*following)
@@ -445,9 +492,12 @@ async def run_scenario(image: str, tasks: int, clients: int, duration: float, ra
         own_after = resource.getrusage(resource.RUSAGE_SELF)
         host_after = _host_cpu()
         sampler.cancel()
-        peak_rss = max(peak[0], server.process.peak_rss_mb())
+        ticker.cancel()
+        peak_rss = peak[0]
         if spy is not None:
             _cleanups.pop(f"py-spy-{server.process.pid}")()
+        await asyncio.sleep(1.5)  # PostgreSQL flushes its statistics about once a second
+        commits = await _commits(server.database_url) - commits_before
         stored, span, lags, print_span = await _db_figures(server.database_url, submitted)
 
     failed = [t for t in finished.values() if t["status"] != "succeeded"]
@@ -484,6 +534,11 @@ async def run_scenario(image: str, tasks: int, clients: int, duration: float, ra
     notes.insert(0, f"{tasks} tasks x {count} bursts ({interval_ms:g} ms apart), {clients} clients: "
                     f"{stored} events stored, {received} delivered, {len(latencies)} latency samples; "
                     f"idle RSS {idle_rss:.0f} MB")
+    window = max(1.0, round(duration / 6))
+    notes.insert(1, f"  latency p50 ms per {window:g} s of the run: {_timeline(readers, window)}; "
+                    f"readers' own loop lag p50/p99 {percentile(own_lags, 50) * 1000:.1f}/"
+                    f"{percentile(own_lags, 99) * 1000:.1f} ms; database commits {commits} "
+                    f"({commits / max(1, stored):.2f} per stored event, all statements of the server included)")
     if profile:
         out = profile / f"load-{tasks}x{clients}{'-redis' if redis else ''}.txt"
         if out.exists():
@@ -512,7 +567,7 @@ def table(results: list[Result]) -> str:
             ratio.append(f"{b / a:.2f}" if a else ("-" if not b else "inf"))
         rows.append(ratio)
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
-    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(row, widths)) for row in [head, *rows])
+    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)) for row in [head, *rows])
 
 
 async def main(duration: float, rate: float, redis: bool, scenarios: list[tuple[int, int]],

@@ -37,7 +37,8 @@ async def with_heartbeats(stream: AsyncIterator[T], interval_s: float) -> AsyncI
     try:
         while True:
             try:
-                item = await asyncio.wait_for(items.get(), interval_s)
+                # Waiting with a time limit costs a task and a timer: only when nothing is ready.
+                item = items.get_nowait() if not items.empty() else await asyncio.wait_for(items.get(), interval_s)
             except TimeoutError:
                 yield None
                 continue

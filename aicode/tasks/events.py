@@ -25,6 +25,8 @@ __all__ = ["EventBatch", "TaskEventBus", "WireEvent", "task_channel"]
 _PAGE = 500
 # A follower with no live event for this long reads the database (see `follow`).
 _QUIET_POLL_S = 3.0
+# Live events a follower may have waiting; beyond it, it catches up from the database.
+_LIVE_BACKLOG = 2000
 # How long an event write waits out an unreachable database before the turn gives up.
 _OUTAGE_S = 60.0
 
@@ -114,8 +116,13 @@ class TaskEventBus:
                 delay = min(delay * 2, 4.0)
 
     def _publish(self, events: list[TaskEvent]) -> None:
+        # One message per task per batch, however many events it holds: a busy agent's events go out
+        # in few publishes (Redis is sent them one publish at a time).
+        by_task: dict[UUID, list[bytes]] = {}
         for event in events:
-            self._channels.publish(WireEvent.of(event).encode(), task_channel(event.task_id))
+            by_task.setdefault(event.task_id, []).append(WireEvent.of(event).encode())
+        for task_id, lines in by_task.items():
+            self._channels.publish(b"\n".join(lines), task_channel(task_id))
 
     async def history(self, task_id: UUID, *, after: int, limit: int, before: int | None = None,
                       latest: bool = False) -> list[TaskEvent]:
@@ -134,7 +141,7 @@ class TaskEventBus:
         """
         last = after
         async with self._channels.start_subscription([task_channel(task_id)]) as subscriber:
-            live: asyncio.Queue[bytes] = asyncio.Queue()
+            live: asyncio.Queue[bytes] = asyncio.Queue(maxsize=_LIVE_BACKLOG)
             pump = asyncio.create_task(_pump(subscriber, live))
             try:
                 while True:
@@ -148,7 +155,9 @@ class TaskEventBus:
                     return
                 while True:
                     try:
-                        raw = await asyncio.wait_for(live.get(), _QUIET_POLL_S)
+                        # Waiting with a time limit costs a task and a timer: only when nothing is ready.
+                        raw = live.get_nowait() if not live.empty() else await asyncio.wait_for(live.get(),
+                                                                                                _QUIET_POLL_S)
                     except TimeoutError:
                         # Quiet: or the fan-out lost events (Redis restarted under it). The database has
                         # them all, so a quiet follower reads it now and then.
@@ -178,6 +187,12 @@ class TaskEventBus:
 
 
 async def _pump(subscriber: Subscriber, live: asyncio.Queue[bytes]) -> None:
-    """The subscription's events into `live`, which `follow` can wait on with a time limit."""
+    """The subscription's events (a published message holds one or more) into `live`, which `follow` can
+    wait on with a time limit. A reader that falls this far behind loses the newest here: `follow` sees
+    the jump in seq, or the quiet, and reads them from the database instead."""
     async for raw in subscriber.iter_events():
-        live.put_nowait(raw)
+        for line in raw.split(b"\n"):
+            try:
+                live.put_nowait(line)
+            except asyncio.QueueFull:
+                pass
