@@ -31,7 +31,6 @@ from tests.conftest import ADMIN
 pytestmark = pytest.mark.timeout(300)
 
 TERMINAL = {"succeeded", "failed", "cancelled", "interrupted"}
-_DAEMONS: list[subprocess.Popen[bytes]] = []
 REDIS_ARGS = ["--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "", "--appendonly",
               "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"]
 
@@ -82,9 +81,9 @@ def restart_dockerd() -> None:
     os.kill(pid, signal.SIGTERM)
     _wait(lambda: not Path(f"/proc/{pid}").exists(), 90, "dockerd's stop")
     with open("/var/log/aicode-ci-dockerd.log", "ab") as log:
-        # Kept: the engine outlives the test (and a Popen dropped while its process runs is a warning).
-        _DAEMONS.append(subprocess.Popen([a.decode() for a in argv], stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=log, start_new_session=True))
+        # `setsid -f` forks the engine off and returns: it outlives the test, as .ci/run's does.
+        subprocess.run(["setsid", "-f", *(a.decode() for a in argv)], stdin=subprocess.DEVNULL, stdout=log,
+                       stderr=log, check=True, timeout=30)
     _wait(lambda: _ok("docker", "info"), 90, "dockerd")
 
 
