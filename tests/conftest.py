@@ -34,6 +34,16 @@ async def _admin_connection() -> asyncpg.Connection:
     return await asyncpg.connect(ADMIN_URL)
 
 
+async def _as_admin(statement: str) -> None:
+    """Run `statement` on a connection of its own: none is held for the session, as the fault tests
+    restart PostgreSQL."""
+    admin = await _admin_connection()
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _logging() -> None:
     configure_logging("json", "info")
@@ -43,12 +53,7 @@ def _logging() -> None:
 async def template_database() -> AsyncIterator[str]:
     """A database with every migration applied, copied for each test."""
     name = f"aicode_test_tpl_{_RUN}"
-    # A connection per step, none held for the session: the fault tests restart PostgreSQL.
-    admin = await _admin_connection()
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
+    await _as_admin(f'CREATE DATABASE "{name}"')
     try:
         conn = await asyncpg.connect(database_url_for(name))
         try:
@@ -57,29 +62,17 @@ async def template_database() -> AsyncIterator[str]:
             await conn.close()
         yield name
     finally:
-        admin = await _admin_connection()
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await _as_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
 async def database_url(template_database: str) -> AsyncIterator[str]:
     name = f"aicode_test_{_RUN}_{uuid.uuid4().hex[:10]}"
-    admin = await _admin_connection()
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    finally:
-        await admin.close()
+    await _as_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
     try:
         yield database_url_for(name)
     finally:
-        admin = await _admin_connection()
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await _as_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from aicode.errors import AicodeError
 from aicode.http.heartbeat import with_heartbeats
 from aicode.tasks.events import WireEvent
 from aicode.tasks.models import STATUSES, TaskRecord
-from aicode.tasks.schemas import FileEntry, FollowUp, PullRequestOut, Task, TaskCreate, TaskOrigin
+from aicode.tasks.schemas import FileEntry, FollowUp, Task, TaskCreate, TaskOrigin, TaskPullRequest
 from aicode.tasks.service import TaskService
 
 __all__ = ["TaskController", "TaskStreamController", "task_out"]
@@ -33,7 +33,7 @@ After = Annotated[int, QueryParameter(ge=0, le=MAX_SEQ, description="only events
 
 def task_out(task: TaskRecord) -> Task:
     fields = {name: getattr(task, name) for name in Task.__struct_fields__}
-    fields["pull_request"] = msgspec.convert(task.pull_request, PullRequestOut) if task.pull_request else None
+    fields["pull_request"] = msgspec.convert(task.pull_request, TaskPullRequest) if task.pull_request else None
     fields["origin"] = msgspec.convert(task.origin, TaskOrigin) if task.origin else None
     return Task(**fields)
 

@@ -61,11 +61,11 @@ class Task(msgspec.Struct):
     node: str | None  # the node that runs, or last ran, its latest turn
     remote_branch: str | None = None  # the branch on the workspace's remote it was pushed to
     pushed_commit: str | None = None
-    pull_request: PullRequestOut | None = None
+    pull_request: TaskPullRequest | None = None
     origin: TaskOrigin | None = None  # the forge comment that started it
 
 
-class PullRequestOut(msgspec.Struct):
+class TaskPullRequest(msgspec.Struct):
     url: str
     number: int
     state: str  # open, draft, closed or merged
