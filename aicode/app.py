@@ -32,6 +32,8 @@ from aicode.access.controller import MemberController
 from aicode.access.members import MemberService
 from aicode.access.repo import MemberRepo
 from aicode.access.service import AccessService
+from aicode.agents.catalog import AgentCatalog
+from aicode.agents.controller import AgentController
 from aicode.audit.controller import AuditController
 from aicode.audit.repo import AuditRepo
 from aicode.audit.service import AuditLog
@@ -246,7 +248,8 @@ def create_app(settings: Settings) -> Litestar:
     gateway_backend = ServerGatewayBackend(grants, usage_repo, background, notify)
     gateway = GatewayRuntime(
         AgentNetwork(docker_engine, settings.agent_network),
-        GatewayListener(gateway_backend, PriceTable.load(settings.model_prices), upstream=settings.anthropic_upstream),
+        GatewayListener(gateway_backend, PriceTable.load(settings.model_prices), upstream=settings.anthropic_upstream,
+                        openai_upstream=settings.openai_upstream, gemini_upstream=settings.gemini_upstream),
     )
     planner = TurnPlanner(
         PlannerConfig(agent_network=settings.agent_network, default_network=settings.workspace_network,
@@ -272,6 +275,8 @@ def create_app(settings: Settings) -> Litestar:
         access, UserRepo(database), store, state, box, audit, background,
     )
     execution = AgentExecution(runtime, bus)
+    agent_catalog = AgentCatalog(runtime, default_image=settings.workspace_image,
+                                 container_user=layout.ids.container_user, server_id=server_id)
     tracing = Tracing.from_env(os.environ)
     runner = TaskRunner(settings.node_name, task_repo, WorkspaceRepo(database), bus, planner, copies, containers,
                         execution, layout, SetupCommands(execution, bus, layout), turn_ended=publisher.turn_ended,
@@ -347,7 +352,7 @@ def create_app(settings: Settings) -> Litestar:
     return Litestar(
         route_handlers=[
             HealthController, AuthController, MeController, TokenController, AdminUserController,
-            WorkspaceController, CredentialController, TaskController, TaskStreamController, UsageController,
+            WorkspaceController, CredentialController, AgentController, TaskController, TaskStreamController, UsageController,
             MemberController, WorkspaceCredentialController, AuditController, NodeController,
             ForgeTaskController, ForgeIdentityController, WebhookController, MetricsController,
             *web_route_handlers(),
@@ -362,6 +367,7 @@ def create_app(settings: Settings) -> Litestar:
             "database": Provide(lambda: database, sync_to_thread=False),
             "docker_engine": Provide(lambda: docker_engine, sync_to_thread=False),
             "credential_service": Provide(lambda: credential_service, sync_to_thread=False),
+            "agent_catalog": Provide(lambda: agent_catalog, sync_to_thread=False),
             "task_service": Provide(lambda: task_service, sync_to_thread=False),
             "usage_repo": Provide(lambda: usage_repo, sync_to_thread=False),
             "audit_log": Provide(lambda: audit, sync_to_thread=False),

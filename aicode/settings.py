@@ -35,6 +35,8 @@ SETTING_NAMES: tuple[str, ...] = (
     "AICODE_AGENT_NETWORK",
     "AICODE_OPEN_NETWORKS",
     "AICODE_ANTHROPIC_UPSTREAM",
+    "AICODE_OPENAI_UPSTREAM",
+    "AICODE_GEMINI_UPSTREAM",
     "AICODE_AGENT_UID",
     "AICODE_AGENT_GID",
     "AICODE_GIT_UID",
@@ -70,6 +72,7 @@ NETWORK_POLICIES = ("gateway", "allowlist", "none")
 # Variables that would put a model credential (or a way around the gateway) into a container.
 AGENT_ENV_REFUSED = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BASE_URL",
                      "OPENAI_API_KEY", "CODEX_API_KEY", "OPENAI_BASE_URL", "GEMINI_API_KEY", "GOOGLE_API_KEY",
+                     "GOOGLE_GEMINI_BASE_URL",
                      "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK")
 
 
@@ -112,8 +115,9 @@ def _agent_env(names: tuple[str, ...]) -> tuple[str, ...]:
     if refused:
         raise SettingsError(
             f"AICODE_AGENT_ENV must not pass {', '.join(refused)}: model credentials never enter a container "
-            "(each user stores theirs with PUT /api/me/credentials/anthropic) and agents reach the model "
-            "through aicode's gateway (point it elsewhere with AICODE_ANTHROPIC_UPSTREAM)")
+            "(each user stores theirs in Settings, or with PUT /api/me/credentials/{anthropic,openai,gemini}) and "
+            "agents reach the model through aicode's gateway (point it elsewhere with AICODE_ANTHROPIC_UPSTREAM, "
+            "AICODE_OPENAI_UPSTREAM or AICODE_GEMINI_UPSTREAM)")
     return names
 
 
@@ -225,6 +229,8 @@ class Settings:
     agent_network: str = "aicode-agents"
     open_networks: tuple[str, ...] = ()
     anthropic_upstream: str = "https://api.anthropic.com"
+    openai_upstream: str = "https://api.openai.com/v1"  # the Responses API base (…/v1)
+    gemini_upstream: str = "https://generativelanguage.googleapis.com"
     # None: 10000/10001 when the server runs as root, else the server's own uid and gid.
     agent_uid: int | None = None
     agent_gid: int | None = None
@@ -296,6 +302,8 @@ class Settings:
             agent_network=env.get("AICODE_AGENT_NETWORK", "").strip() or "aicode-agents",
             open_networks=_list(env, "AICODE_OPEN_NETWORKS", ","),
             anthropic_upstream=_upstream(env, "AICODE_ANTHROPIC_UPSTREAM", "https://api.anthropic.com"),
+            openai_upstream=_upstream(env, "AICODE_OPENAI_UPSTREAM", "https://api.openai.com/v1"),
+            gemini_upstream=_upstream(env, "AICODE_GEMINI_UPSTREAM", "https://generativelanguage.googleapis.com"),
             agent_uid=_optional_int(env, "AICODE_AGENT_UID"),
             agent_gid=_optional_int(env, "AICODE_AGENT_GID"),
             git_uid=_optional_int(env, "AICODE_GIT_UID"),

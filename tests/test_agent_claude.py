@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from aicode.agents import claude as claude_module
-from aicode.agents.claude import AgentTurn, ClaudeDriver, ClaudeStreamParser, ModelAccess
+from aicode.agents.claude import ClaudeDriver, ClaudeStreamParser
 from aicode.agents.events import AgentEvent
 from aicode.agents.lines import Line, LineSplitter
+from aicode.agents.turn import AgentTurn, ModelAccess
 
 SESSION = "9ffe1016-541a-4edb-91d1-917193cffb21"
 
@@ -273,7 +274,8 @@ def test_model_access_never_shows_the_token_in_its_repr() -> None:
 
 def test_driver_gives_a_fresh_parser_per_run() -> None:
     driver = ClaudeDriver()
-    assert isinstance(driver.parser(), ClaudeStreamParser) and driver.parser() is not driver.parser()
+    turn = AgentTurn(prompt="hi")
+    assert isinstance(driver.parser(turn), ClaudeStreamParser) and driver.parser(turn) is not driver.parser(turn)
 
 
 # ---------------------------------------------------------------- parser: init and assistant lines

@@ -183,10 +183,13 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Call]] = {
     ("GET", "/api/tokens"): (SIGNED_IN, call("GET", "/api/tokens")),
     ("POST", "/api/tokens"): (SIGNED_IN, call("POST", "/api/tokens", json=lambda w: {"name": w.unique("n")})),
     ("DELETE", "/api/tokens/{token_id:uuid}"): (SIGNED_IN, own_token("/api/tokens/{token_id}")),
-    ("GET", "/api/me/credentials/anthropic"): (SIGNED_IN, call("GET", "/api/me/credentials/anthropic")),
-    ("PUT", "/api/me/credentials/anthropic"): (SIGNED_IN, call("PUT", "/api/me/credentials/anthropic",
-                                                               json={"api_key": "sk-matrix-own"})),
-    ("DELETE", "/api/me/credentials/anthropic"): (SIGNED_IN, own_credential("DELETE", "/api/me/credentials/anthropic")),
+    ("GET", "/api/me/credentials"): (SIGNED_IN, call("GET", "/api/me/credentials")),
+    ("GET", "/api/me/credentials/{provider:str}"): (SIGNED_IN, call("GET", "/api/me/credentials/openai")),
+    ("PUT", "/api/me/credentials/{provider:str}"): (SIGNED_IN, call("PUT", "/api/me/credentials/gemini",
+                                                                    json={"api_key": "sk-matrix-own"})),
+    ("DELETE", "/api/me/credentials/{provider:str}"): (SIGNED_IN, own_credential("DELETE",
+                                                                                 "/api/me/credentials/anthropic")),
+    ("GET", "/api/agents"): (SIGNED_IN, call("GET", "/api/agents")),
     ("GET", "/api/admin/users"): (ADMIN_ONLY, call("GET", "/api/admin/users")),
     ("POST", "/api/admin/users"): (ADMIN_ONLY, call("POST", "/api/admin/users", json=lambda w: {
         "username": w.unique("made"), "password": "made-password"})),
@@ -210,11 +213,11 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Call]] = {
         "PUT", "/api/workspaces/{workspace}/members/{zed}", json={"role": "viewer"})),
     ("DELETE", "/api/workspaces/{workspace_id:uuid}/members/{username:str}"): (MANAGE, owner_first(
         _zed_is_member, call("DELETE", "/api/workspaces/{workspace}/members/{zed}"))),
-    ("GET", "/api/workspaces/{workspace_id:uuid}/credentials/anthropic"): (VIEW, call(
+    ("GET", "/api/workspaces/{workspace_id:uuid}/credentials/{provider:str}"): (VIEW, call(
         "GET", "/api/workspaces/{workspace}/credentials/anthropic")),
-    ("PUT", "/api/workspaces/{workspace_id:uuid}/credentials/anthropic"): (MANAGE, call(
-        "PUT", "/api/workspaces/{workspace}/credentials/anthropic", json={"api_key": "sk-team-matrix"})),
-    ("DELETE", "/api/workspaces/{workspace_id:uuid}/credentials/anthropic"): (MANAGE, owner_first(
+    ("PUT", "/api/workspaces/{workspace_id:uuid}/credentials/{provider:str}"): (MANAGE, call(
+        "PUT", "/api/workspaces/{workspace}/credentials/openai", json={"api_key": "sk-team-matrix"})),
+    ("DELETE", "/api/workspaces/{workspace_id:uuid}/credentials/{provider:str}"): (MANAGE, owner_first(
         _team_credential, call("DELETE", "/api/workspaces/{workspace}/credentials/anthropic"))),
     ("GET", "/api/tasks"): (SIGNED_IN, call("GET", "/api/tasks")),
     ("GET", "/api/tasks/{task_id:uuid}"): (VIEW, call("GET", "/api/tasks/{task_view}")),

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from aicode.gateway.anthropic import REFUSAL_STATUS
+from aicode.gateway.forwarding import REFUSAL_STATUS
 from aicode.gateway.listener import GatewayListener, GatewayStartError
 from aicode.gateway.metering import UsageMeter
 from aicode.gateway.models import GatewayBackend, ModelCredential, ModelUsage, TurnGrant

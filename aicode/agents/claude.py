@@ -6,67 +6,45 @@ The protocol is described in docs/claude-stream-json.md (shared docs); field lis
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-from aicode.agents.events import AgentEvent, TokenCount, TurnOutcome, cap_utf8, notice, tail_utf8
-from aicode.agents.lines import Line
+from aicode.agents.events import AgentEvent, TokenCount, TurnOutcome, cap_utf8, notice, tail_utf8, turn_completed
+from aicode.agents.parsing import (
+    NOTICE_MAX_BYTES,
+    TOOL_OUTPUT_MAX_BYTES,
+    JsonLinesParser,
+    as_dict,
+    as_float,
+    as_int,
+    as_list,
+    as_str,
+    capped_raw,
+)
+from aicode.agents.turn import AgentTurn, ModelAccess
 
-__all__ = ["AgentTurn", "ClaudeDriver", "ClaudeStreamParser", "ModelAccess"]
+__all__ = ["ClaudeDriver", "ClaudeStreamParser"]
 
-_TOOL_OUTPUT_MAX_BYTES = 64 * 1024
-_NOTICE_MAX_BYTES = 8 * 1024
-_RAW_MAX_BYTES = 8 * 1024
 _STDERR_TAIL_BYTES = 2 * 1024
 _ERROR_MAX_BYTES = 4 * 1024
 
 # Variables through which the CLI could reach a model other than through the gateway.
 _MODEL_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BASE_URL")
-# Escapes that json.loads turns into characters PostgreSQL's jsonb refuses (NUL, lone surrogates).
-_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
-
-
-@dataclass(frozen=True)
-class ModelAccess:
-    """How the agent reaches the model: the gateway's URL and the turn's capability token (never a key)."""
-
-    base_url: str
-    token: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class AgentTurn:
-    """One prompt for the agent, continuing `resume_session_id` when set."""
-
-    prompt: str
-    model: str | None = None
-    max_turns: int | None = None
-    resume_session_id: str | None = None
-    append_system_prompt: str | None = None
-    # None → --dangerously-skip-permissions: the container is the sandbox, and nobody is there to approve.
-    permission_mode: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.prompt.strip():
-            raise ValueError("the prompt is empty")
-        if self.max_turns is not None and self.max_turns < 1:
-            raise ValueError("max_turns must be at least 1")
-        strings = (self.prompt, self.model, self.resume_session_id, self.append_system_prompt, self.permission_mode)
-        # An argv element cannot hold a NUL byte: exec would fail far from the cause.
-        if any(value is not None and "\x00" in value for value in strings):
-            raise ValueError("agent arguments cannot contain NUL characters")
 
 
 class ClaudeDriver:
     """Builds the `claude` command line and environment for a turn, and a parser for its output."""
 
     name = "claude"
+    label = "Claude Code"
+    provider = "anthropic"
+    executable = "claude"
+    config_dir = "/home/agent/.claude"
+    default_model: str | None = None  # the CLI's own default (its account's choice)
+    models: tuple[str, ...] = ("sonnet", "opus", "haiku", "claude-sonnet-4-6", "claude-opus-4-6", "claude-haiku-4-5")
 
-    def command(self, turn: AgentTurn) -> list[str]:
+    def command(self, turn: AgentTurn, access: ModelAccess | None = None) -> list[str]:
         """The argv of `claude -p … --output-format stream-json --verbose` for `turn`."""
         argv = ["claude", "-p", "--output-format", "stream-json", "--verbose"]
         # Values go in the `--flag=value` form, so one starting with "-" is never taken for a flag.
@@ -102,20 +80,21 @@ class ClaudeDriver:
         env["CLAUDE_CONFIG_DIR"] = config_dir  # the per-task volume that keeps sessions for --resume
         return env
 
-    def parser(self) -> ClaudeStreamParser:
+    def parser(self, turn: AgentTurn) -> ClaudeStreamParser:
         """A fresh parser for one run of the command."""
         return ClaudeStreamParser()
 
 
-class ClaudeStreamParser:
+class ClaudeStreamParser(JsonLinesParser):
     """Turns stream-json lines into events; never raises on odd output, which is kept as notices."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._session_id: str | None = None
         self._message_tokens: dict[str, TokenCount] = {}  # per API message id: its blocks repeat one usage
         self._outcome: TurnOutcome | None = None
         self._finished = False
-        self._handlers: dict[str, Callable[[dict[str, Any]], list[AgentEvent]]] = {
+        self._handlers = {
             "system": self._on_system,
             "assistant": self._on_assistant,
             "user": self._on_user,
@@ -123,26 +102,6 @@ class ClaudeStreamParser:
             "rate_limit_event": _on_rate_limit,
             "stream_event": lambda _obj: [],  # partial deltas: the complete assistant lines follow
         }
-
-    def feed(self, line: Line) -> list[AgentEvent]:
-        """The events for one line of the agent's stdout."""
-        if line.truncated:
-            # A cut JSON line cannot be parsed; say so instead of reporting a bogus parse error.
-            start = line.text[:200]
-            return [notice("warning", "line_truncated", f"an over-long output line was cut and skipped: {start}…")]
-        text = line.text.strip()
-        if not text:
-            return []
-        obj = _parse_object(text)
-        if obj is None:
-            return [notice("info", "agent_output", cap_utf8(text, _NOTICE_MAX_BYTES)[0])]
-        kind = obj.get("type")
-        handler = self._handlers.get(kind, _on_unknown) if isinstance(kind, str) else _on_unknown
-        try:
-            return handler(obj)
-        except Exception as exc:  # noqa: BLE001 - agent output is untrusted: one odd line must not end the stream
-            message = f"could not interpret a {obj.get('type')!r} line ({type(exc).__name__}: {exc})"
-            return [notice("warning", "unparsed_event", message, raw=_capped_raw(obj))]
 
     def finish(self, exit_code: int | None, stderr_tail: str) -> tuple[list[AgentEvent], TurnOutcome]:
         """Closing events and the turn's outcome once the process has exited (call once, after the last line)."""
@@ -154,7 +113,7 @@ class ClaudeStreamParser:
             if stderr:
                 error += f": {stderr}"
             self._outcome = self._outcome_without_result(error)
-            events.append(_turn_completed(self._outcome))
+            events.append(turn_completed(self._outcome))
         elif not self._finished and self._outcome.ok and exit_code not in (0, None):
             # The result line is the agent's own verdict on the work; a late non-zero exit does not undo it.
             message = f"the agent reported success but exited with code {code}"
@@ -174,7 +133,7 @@ class ClaudeStreamParser:
         return sum(self._message_tokens.values(), TokenCount())
 
     def _on_system(self, obj: dict[str, Any]) -> list[AgentEvent]:
-        subtype = _str(obj.get("subtype")) or "system"
+        subtype = as_str(obj.get("subtype")) or "system"
         if subtype == "init":
             return self._on_init(obj)
         if subtype == "api_retry":
@@ -184,31 +143,31 @@ class ClaudeStreamParser:
         return [notice("info", subtype, _summary(obj, subtype))]
 
     def _on_init(self, obj: dict[str, Any]) -> list[AgentEvent]:
-        session_id = _str(obj.get("session_id"))
+        session_id = as_str(obj.get("session_id"))
         # The CLI may repeat init within one run; only a new session is news.
         if session_id is not None and session_id == self._session_id:
             return []
         self._session_id = session_id
         data = {
             "session_id": session_id,
-            "model": _str(obj.get("model")),
-            "cwd": _str(obj.get("cwd")),
-            "tools": [tool for tool in _list(obj.get("tools")) if isinstance(tool, str)],
-            "agent_version": _str(obj.get("claude_code_version")),
-            "permission_mode": _str(obj.get("permissionMode")),
+            "model": as_str(obj.get("model")),
+            "cwd": as_str(obj.get("cwd")),
+            "tools": [tool for tool in as_list(obj.get("tools")) if isinstance(tool, str)],
+            "agent_version": as_str(obj.get("claude_code_version")),
+            "permission_mode": as_str(obj.get("permissionMode")),
         }
         return [AgentEvent("agent.started", data)]
 
     def _on_assistant(self, obj: dict[str, Any]) -> list[AgentEvent]:
-        message = _dict(obj.get("message"))
-        message_id = _str(message.get("id"))
-        parent = _str(obj.get("parent_tool_use_id"))
+        message = as_dict(obj.get("message"))
+        message_id = as_str(message.get("id"))
+        parent = as_str(obj.get("parent_tool_use_id"))
         error = obj.get("error")
         if error is not None:
             # The CLI wraps an API failure in a synthetic message whose text is the error:
             # report it once, as a notice, rather than as if the model had said it.
             text = _joined_text(message.get("content")) or f"the model API call failed ({error})"
-            events = [notice("error", str(error), cap_utf8(text, _NOTICE_MAX_BYTES)[0])]
+            events = [notice("error", str(error), cap_utf8(text, NOTICE_MAX_BYTES)[0])]
         else:
             blocks = _blocks(message.get("content"))
             events = [event for block in blocks for event in _block_events(block, message_id, parent)]
@@ -230,14 +189,14 @@ class ClaudeStreamParser:
     def _on_user(self, obj: dict[str, Any]) -> list[AgentEvent]:
         # Only tool results are news: other user content echoes prompts we sent or a sub-agent's
         # prompt, which is already visible in the Task tool call that started it.
-        parent = _str(obj.get("parent_tool_use_id"))
+        parent = as_str(obj.get("parent_tool_use_id"))
         events: list[AgentEvent] = []
-        for block in _blocks(_dict(obj.get("message")).get("content")):
+        for block in _blocks(as_dict(obj.get("message")).get("content")):
             if block.get("type") != "tool_result":
                 continue
-            output, truncated = cap_utf8(_tool_output(block.get("content")), _TOOL_OUTPUT_MAX_BYTES)
+            output, truncated = cap_utf8(_tool_output(block.get("content")), TOOL_OUTPUT_MAX_BYTES)
             data: dict[str, Any] = {
-                "call_id": _str(block.get("tool_use_id")),
+                "call_id": as_str(block.get("tool_use_id")),
                 "ok": block.get("is_error") is not True,
                 "output": output,
                 "truncated": truncated,
@@ -251,30 +210,17 @@ class ClaudeStreamParser:
         usage = obj.get("usage")
         tokens = TokenCount.from_usage(usage) if isinstance(usage, dict) else self._running_tokens()
         ok = _result_ok(obj)
-        cost = _float(obj.get("total_cost_usd"))
-        self._session_id = _str(obj.get("session_id")) or self._session_id
+        cost = as_float(obj.get("total_cost_usd"))
+        self._session_id = as_str(obj.get("session_id")) or self._session_id
         self._outcome = TurnOutcome(
-            ok=ok, session_id=self._session_id, result_text=_str(obj.get("result")),
-            num_turns=_int(obj.get("num_turns")), duration_ms=_int(obj.get("duration_ms")), cost_usd=cost,
+            ok=ok, session_id=self._session_id, result_text=as_str(obj.get("result")),
+            num_turns=as_int(obj.get("num_turns")), duration_ms=as_int(obj.get("duration_ms")), cost_usd=cost,
             input_tokens=tokens.input, output_tokens=tokens.output, cache_read_tokens=tokens.cache_read,
             cache_write_tokens=tokens.cache_write, error=None if ok else _result_error(obj),
         )
         # One result ends one user turn; with several turns on stdin the next one counts afresh.
         self._message_tokens.clear()
-        return [AgentEvent("usage", tokens.as_data(cost_usd=cost)), _turn_completed(self._outcome)]
-
-
-def _turn_completed(outcome: TurnOutcome) -> AgentEvent:
-    data: dict[str, Any] = {
-        "status": "succeeded" if outcome.ok else "failed",
-        "result": outcome.result_text,
-        "num_turns": outcome.num_turns,
-        "duration_ms": outcome.duration_ms,
-        "cost_usd": outcome.cost_usd,
-    }
-    if outcome.error is not None:
-        data["error"] = outcome.error
-    return AgentEvent("turn.completed", data)
+        return [AgentEvent("usage", tokens.as_data(cost_usd=cost)), turn_completed(self._outcome)]
 
 
 def _result_ok(obj: dict[str, Any]) -> bool:
@@ -287,14 +233,14 @@ def _result_ok(obj: dict[str, Any]) -> bool:
 
 
 def _result_error(obj: dict[str, Any]) -> str:
-    subtype = _str(obj.get("subtype")) or "unknown"
-    errors = "; ".join(str(item) for item in _list(obj.get("errors")) if item)
-    detail = errors or (_str(obj.get("result")) or "").strip()
+    subtype = as_str(obj.get("subtype")) or "unknown"
+    errors = "; ".join(str(item) for item in as_list(obj.get("errors")) if item)
+    detail = errors or (as_str(obj.get("result")) or "").strip()
     status = obj.get("api_error_status")
     if status is not None:
         text = f"the model API answered {status}: {detail}" if detail else f"the model API answered {status}"
     elif subtype == "error_max_turns":
-        text = f"stopped after reaching the turn limit ({_int(obj.get('num_turns'))} turns)"
+        text = f"stopped after reaching the turn limit ({as_int(obj.get('num_turns'))} turns)"
     elif subtype == "error_max_budget_usd":
         text = "stopped after reaching the spending limit"
     else:
@@ -305,48 +251,43 @@ def _result_error(obj: dict[str, Any]) -> str:
 def _block_events(block: dict[str, Any], message_id: str | None, parent: str | None) -> list[AgentEvent]:
     kind = block.get("type")
     if kind in ("text", "thinking"):
-        text = _str(block.get(kind)) or ""
+        text = as_str(block.get(kind)) or ""
         if not text:  # e.g. thinking whose text the API withheld (only a signature): nothing to show
             return []
         data: dict[str, Any] = {"message_id": message_id, "kind": kind, "text": text}
     elif kind in ("tool_use", "server_tool_use"):
-        data = {"call_id": _str(block.get("id")), "name": _str(block.get("name")), "input": block.get("input")}
+        data = {"call_id": as_str(block.get("id")), "name": as_str(block.get("name")), "input": block.get("input")}
     elif kind == "redacted_thinking":
         return []  # encrypted by the API: nothing readable to show
     else:
-        return [notice("info", "unknown_block", f"unrecognised content block {kind!r}", raw=_capped_raw(block))]
+        return [notice("info", "unknown_block", f"unrecognised content block {kind!r}", raw=capped_raw(block))]
     if parent is not None:
         data["parent_tool_use_id"] = parent
     return [AgentEvent("tool.call" if kind.endswith("tool_use") else "message", data)]
 
 
 def _on_rate_limit(obj: dict[str, Any]) -> list[AgentEvent]:
-    info = _dict(obj.get("rate_limit_info"))
-    status = _str(info.get("status")) or "unknown"
+    info = as_dict(obj.get("rate_limit_info"))
+    status = as_str(info.get("status")) or "unknown"
     message = f"rate limit {info.get('rateLimitType') or 'unknown'}: {status}"
-    resets_at = _int(info.get("resetsAt"))
+    resets_at = as_int(info.get("resetsAt"))
     if resets_at is not None and 0 < resets_at < 2**37:
         message += f", resets at {datetime.fromtimestamp(resets_at, tz=UTC):%Y-%m-%d %H:%M} UTC"
     return [notice("info" if status == "allowed" else "warning", "rate_limit", message)]
 
 
-def _on_unknown(obj: dict[str, Any]) -> list[AgentEvent]:
-    message = f"unrecognised agent output of type {obj.get('type')!r}"
-    return [notice("info", "unknown_event", message, raw=_capped_raw(obj))]
-
-
 def _api_retry_text(obj: dict[str, Any]) -> str:
     cause = " ".join(str(part) for part in (obj.get("error_status"), obj.get("error")) if part is not None)
-    delay_ms = _float(obj.get("retry_delay_ms"))
+    delay_ms = as_float(obj.get("retry_delay_ms"))
     delay = f" in {delay_ms / 1000:.1f} s" if delay_ms is not None else ""
     attempt = f"{obj.get('attempt')}/{obj.get('max_retries')}"
     return f"the model API call failed ({cause or 'unknown error'}); retry {attempt}{delay}"
 
 
 def _compaction_text(obj: dict[str, Any]) -> str:
-    meta = _dict(obj.get("compact_metadata"))
+    meta = as_dict(obj.get("compact_metadata"))
     text = f"the conversation was compacted ({meta.get('trigger') or 'auto'})"
-    tokens = _int(meta.get("pre_tokens"))
+    tokens = as_int(meta.get("pre_tokens"))
     return f"{text}, {tokens} tokens before" if tokens is not None else text
 
 
@@ -355,7 +296,7 @@ def _summary(obj: dict[str, Any], subtype: str) -> str:
     for key in ("description", "summary", "hook_name", "status", "message"):
         value = obj.get(key)
         if isinstance(value, str) and value:
-            return cap_utf8(f"{subtype}: {value}", _NOTICE_MAX_BYTES)[0]
+            return cap_utf8(f"{subtype}: {value}", NOTICE_MAX_BYTES)[0]
     return subtype
 
 
@@ -366,66 +307,15 @@ def _tool_output(content: Any) -> str:
     for block in _blocks(content):
         kind = block.get("type")
         # Images and other non-text results become a short placeholder: the UI shows text only.
-        parts.append((_str(block.get("text")) or "") if kind == "text" else f"[{kind or 'content'}]")
+        parts.append((as_str(block.get("text")) or "") if kind == "text" else f"[{kind or 'content'}]")
     return "\n".join(parts)
 
 
 def _joined_text(content: Any) -> str:
-    return "\n".join(_str(block.get("text")) or "" for block in _blocks(content) if block.get("type") == "text").strip()
+    return "\n".join(as_str(block.get("text")) or "" for block in _blocks(content) if block.get("type") == "text").strip()
 
 
 def _blocks(content: Any) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
-    return [block for block in _list(content) if isinstance(block, dict)]
-
-
-def _parse_object(text: str) -> dict[str, Any] | None:
-    if not text.startswith("{"):
-        return None
-    try:
-        obj = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(obj, dict):
-        return None
-    if _UNSTORABLE_ESCAPE.search(text):
-        return cast(dict[str, Any], _storable(obj))  # _storable keeps a dict a dict
-    return obj
-
-
-def _storable(value: Any) -> Any:
-    """`value` with NUL and lone surrogates replaced, so events can be stored as PostgreSQL jsonb."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd").encode("utf-8", errors="replace").decode("utf-8")
-    if isinstance(value, list):
-        return [_storable(item) for item in value]
-    if isinstance(value, dict):
-        return {_storable(key): _storable(item) for key, item in value.items()}
-    return value
-
-
-def _capped_raw(obj: dict[str, Any]) -> Any:
-    text = json.dumps(obj, ensure_ascii=False)
-    capped, cut = cap_utf8(text, _RAW_MAX_BYTES)
-    return capped if cut else obj  # too big to keep whole: its JSON text, cut
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    return [block for block in as_list(content) if isinstance(block, dict)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["AgentEvent", "TokenCount", "TurnOutcome", "cap_utf8", "notice", "tail_utf8"]
+__all__ = ["AgentEvent", "TokenCount", "TurnOutcome", "cap_utf8", "notice", "tail_utf8", "turn_completed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +83,16 @@ class TokenCount:
             "cache_write_tokens": self.cache_write,
             "cost_usd": cost_usd,
         }
+
+
+def turn_completed(outcome: TurnOutcome) -> AgentEvent:
+    """The `turn.completed` event of a turn that ended as `outcome` says."""
+    data: dict[str, Any] = {"status": "succeeded" if outcome.ok else "failed", "result": outcome.result_text,
+                            "num_turns": outcome.num_turns, "duration_ms": outcome.duration_ms,
+                            "cost_usd": outcome.cost_usd}
+    if outcome.error is not None:
+        data["error"] = outcome.error
+    return AgentEvent("turn.completed", data)
 
 
 def notice(level: str, code: str, message: str, **extra: Any) -> AgentEvent:

@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from aicode.agents.claude import AgentTurn, ClaudeDriver, ModelAccess
+from aicode.agents.claude import ClaudeDriver
+from aicode.agents.codex import CodexDriver
 from aicode.agents.events import AgentEvent, TurnOutcome
+from aicode.agents.gemini import GeminiDriver
 from aicode.agents.lines import Line
+from aicode.agents.turn import AgentTurn, ModelAccess
 
 __all__ = ["AGENTS", "AgentDriver", "StreamParser", "UnknownAgent", "driver_for"]
 
@@ -26,19 +29,26 @@ class StreamParser(Protocol):
 
 class AgentDriver(Protocol):
     name: str
+    label: str  # for people: "Claude Code", "OpenAI Codex", …
+    provider: str  # whose model API it calls, and so which credential a turn needs
+    executable: str  # the CLI's name on the image's PATH
+    config_dir: str  # where in the container it keeps its state: the task's volume, kept across turns
+    default_model: str | None
+    models: tuple[str, ...]  # models to offer; any other name the provider knows works too
 
-    def command(self, turn: AgentTurn) -> list[str]:
-        """The agent's argv for `turn`."""
+    def command(self, turn: AgentTurn, access: ModelAccess | None) -> list[str]:
+        """The agent's argv for `turn` (reaching the model as `access` says)."""
 
     def environment(self, access: ModelAccess | None, passthrough: Mapping[str, str], config_dir: str
                     ) -> dict[str, str]:
         """The agent's environment: its way to the model gateway, and where it keeps its state."""
 
-    def parser(self) -> StreamParser:
+    def parser(self, turn: AgentTurn) -> StreamParser:
         """A fresh parser for one run of the command."""
 
 
-_DRIVERS: dict[str, Callable[[], AgentDriver]] = {"claude": ClaudeDriver}
+_DRIVERS: dict[str, Callable[[], AgentDriver]] = {"claude": ClaudeDriver, "codex": CodexDriver,
+                                                  "gemini": GeminiDriver}
 AGENTS = tuple(_DRIVERS)
 
 

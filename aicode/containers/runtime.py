@@ -89,6 +89,20 @@ class ContainerRuntime:
         result.exit_code = info.get("ExitCode")
         result.oom_killed, result.container_stopped = await self._container_state(container_id)
 
+    async def image_id(self, image: str) -> str | None:
+        """The id of the image a tag names on the engine; None when the engine has no such image."""
+        try:
+            info = await self._client().images.inspect(image)
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ContainerError(self._engine.unreachable(exc).detail) from None
+        except aiodocker.DockerError as exc:
+            if exc.status == 404:
+                return None
+            if _is_connection_failure(exc):
+                raise ContainerError(self._engine.unreachable(exc).detail) from None
+            raise ContainerError(f"could not inspect the image {image!r}: {exc.message}") from None
+        return str(info.get("Id") or "") or None
+
     async def pid(self, container_id: str) -> int:
         """The host pid of the container's first process (it must be running)."""
         try:

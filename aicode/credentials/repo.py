@@ -36,6 +36,10 @@ class CredentialRepo:
         )
         return status.endswith(" 1")
 
+    async def providers(self, user_id: UUID) -> set[str]:
+        rows = await self._db.pool.fetch("SELECT provider FROM agent_credentials WHERE user_id = $1", user_id)
+        return {row["provider"] for row in rows}
+
     async def updated_at(self, user_id: UUID, provider: str) -> tuple[str, datetime] | None:
         row = await self.get(user_id, provider)
         return None if row is None else (row["kind"], row["updated_at"])
@@ -63,6 +67,11 @@ class WorkspaceCredentialRepo:
                WHERE c.workspace_id = $1 AND c.provider = $2""",
             workspace_id, provider,
         )
+
+    async def providers(self, workspace_id: UUID) -> set[str]:
+        rows = await self._db.pool.fetch("SELECT provider FROM workspace_credentials WHERE workspace_id = $1",
+                                         workspace_id)
+        return {row["provider"] for row in rows}
 
     async def delete(self, workspace_id: UUID, provider: str) -> bool:
         status: str = await self._db.pool.execute(

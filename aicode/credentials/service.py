@@ -1,4 +1,4 @@
-"""Storing a user's Anthropic credential (write-only over the API) and reading it back for an agent run."""
+"""Storing users' and workspaces' model credentials (write-only over the API) and reading one back for a turn."""
 
 from __future__ import annotations
 
@@ -9,15 +9,14 @@ import structlog
 
 from aicode.audit.service import AuditLog
 from aicode.auth.models import UserRecord
+from aicode.credentials.providers import PROVIDER_LABELS
 from aicode.credentials.repo import CredentialRepo, WorkspaceCredentialRepo
 from aicode.crypto import SecretBox
 from aicode.errors import NotFoundError
 
-__all__ = ["ANTHROPIC", "CredentialService"]
+__all__ = ["CredentialService"]
 
 log = structlog.get_logger(__name__)
-
-ANTHROPIC = "anthropic"
 
 
 class CredentialService:
@@ -27,41 +26,47 @@ class CredentialService:
         self._box = box
         self._audit = audit
 
-    async def store(self, user: UserRecord, kind: str, secret: str) -> None:
-        await self._repo.upsert(user.id, ANTHROPIC, kind, self._box.seal(secret))
-        log.info("credential.stored", user_id=str(user.id), provider=ANTHROPIC, kind=kind)
-        await self._audit.record(user, "credential.set", ("user", user.id), provider=ANTHROPIC, kind=kind)
+    async def store(self, user: UserRecord, provider: str, kind: str, secret: str) -> None:
+        await self._repo.upsert(user.id, provider, kind, self._box.seal(secret))
+        log.info("credential.stored", user_id=str(user.id), provider=provider, kind=kind)
+        await self._audit.record(user, "credential.set", ("user", user.id), provider=provider, kind=kind)
 
-    async def remove(self, user: UserRecord) -> None:
-        if not await self._repo.delete(user.id, ANTHROPIC):
-            raise NotFoundError("no Anthropic credential is stored")
-        log.info("credential.removed", user_id=str(user.id), provider=ANTHROPIC)
-        await self._audit.record(user, "credential.remove", ("user", user.id), provider=ANTHROPIC)
+    async def remove(self, user: UserRecord, provider: str) -> None:
+        if not await self._repo.delete(user.id, provider):
+            raise NotFoundError(f"no {PROVIDER_LABELS[provider]} credential is stored")
+        log.info("credential.removed", user_id=str(user.id), provider=provider)
+        await self._audit.record(user, "credential.remove", ("user", user.id), provider=provider)
 
-    async def describe(self, user_id: UUID) -> tuple[str, datetime] | None:
+    async def describe(self, user_id: UUID, provider: str) -> tuple[str, datetime] | None:
         """What kind of credential is stored and when; never the secret."""
-        return await self._repo.updated_at(user_id, ANTHROPIC)
+        return await self._repo.updated_at(user_id, provider)
 
-    async def for_turn(self, user_id: UUID, workspace_id: UUID) -> tuple[str, str] | None:
-        """(kind, secret) a turn asked for by `user_id` runs with: their own credential, else the workspace's
-        team credential, else None."""
-        row = await self._repo.get(user_id, ANTHROPIC) or await self._team.get(workspace_id, ANTHROPIC)
+    async def providers_of(self, user_id: UUID, workspace_id: UUID | None = None) -> set[str]:
+        """The providers a turn asked for by `user_id` (in `workspace_id`, when given) has a credential for."""
+        own = await self._repo.providers(user_id)
+        team = await self._team.providers(workspace_id) if workspace_id is not None else set()
+        return own | team
+
+    async def for_turn(self, user_id: UUID, workspace_id: UUID, provider: str) -> tuple[str, str] | None:
+        """(kind, secret) a turn asked for by `user_id` runs with: their own credential for `provider`, else
+        the workspace's team credential, else None."""
+        row = await self._repo.get(user_id, provider) or await self._team.get(workspace_id, provider)
         return None if row is None else (row["kind"], self._box.open(row["secret_enc"]))
 
     # -- a workspace's team credential (the access check is the caller's) --------------------------
 
-    async def store_team(self, workspace_id: UUID, kind: str, secret: str, by: UserRecord) -> None:
-        await self._team.upsert(workspace_id, ANTHROPIC, kind, self._box.seal(secret), by.id)
-        log.info("credential.team_stored", workspace_id=str(workspace_id), provider=ANTHROPIC, kind=kind)
-        await self._audit.record(by, "credential.set", ("workspace", workspace_id), provider=ANTHROPIC, kind=kind)
+    async def store_team(self, workspace_id: UUID, provider: str, kind: str, secret: str, by: UserRecord) -> None:
+        await self._team.upsert(workspace_id, provider, kind, self._box.seal(secret), by.id)
+        log.info("credential.team_stored", workspace_id=str(workspace_id), provider=provider, kind=kind)
+        await self._audit.record(by, "credential.set", ("workspace", workspace_id), provider=provider, kind=kind)
 
-    async def remove_team(self, workspace_id: UUID, by: UserRecord) -> None:
-        if not await self._team.delete(workspace_id, ANTHROPIC):
-            raise NotFoundError("the workspace has no team credential")
-        log.info("credential.team_removed", workspace_id=str(workspace_id), provider=ANTHROPIC)
-        await self._audit.record(by, "credential.remove", ("workspace", workspace_id), provider=ANTHROPIC)
+    async def remove_team(self, workspace_id: UUID, provider: str, by: UserRecord) -> None:
+        if not await self._team.delete(workspace_id, provider):
+            raise NotFoundError(f"the workspace has no {PROVIDER_LABELS[provider]} team credential")
+        log.info("credential.team_removed", workspace_id=str(workspace_id), provider=provider)
+        await self._audit.record(by, "credential.remove", ("workspace", workspace_id), provider=provider)
 
-    async def describe_team(self, workspace_id: UUID) -> tuple[str, datetime, str | None] | None:
+    async def describe_team(self, workspace_id: UUID, provider: str) -> tuple[str, datetime, str | None] | None:
         """(kind, updated_at, who set it) of the team credential; never the secret."""
-        row = await self._team.get(workspace_id, ANTHROPIC)
+        row = await self._team.get(workspace_id, provider)
         return None if row is None else (row["kind"], row["updated_at"], row["updated_by"])

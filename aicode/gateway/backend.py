@@ -62,6 +62,7 @@ class ServerGatewayBackend:
         return reason
 
     async def record_usage(self, grant: TurnGrant, usage: ModelUsage) -> None:
+        grant.spent_usd += usage.cost_usd
         await self._usage.insert(grant.task_id, grant.user_id, grant.workspace_id, usage)
         for kind, count in (("input", usage.input_tokens), ("output", usage.output_tokens),
                             ("cache_read", usage.cache_read_tokens), ("cache_write", usage.cache_write_tokens)):

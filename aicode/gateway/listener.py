@@ -11,14 +11,16 @@ from collections.abc import Callable, Iterable, Iterator
 import aiohttp
 import uvicorn
 
-from aicode.gateway.anthropic import build_anthropic_gateway
 from aicode.gateway.egress import Address, EgressProxy, default_address_allowed
+from aicode.gateway.forwarding import build_gateway
 from aicode.gateway.models import GatewayBackend
 from aicode.gateway.prices import PriceTable
 
-__all__ = ["ANTHROPIC_UPSTREAM", "GatewayListener", "GatewayStartError"]
+__all__ = ["ANTHROPIC_UPSTREAM", "GEMINI_UPSTREAM", "OPENAI_UPSTREAM", "GatewayListener", "GatewayStartError"]
 
 ANTHROPIC_UPSTREAM = "https://api.anthropic.com"
+OPENAI_UPSTREAM = "https://api.openai.com/v1"
+GEMINI_UPSTREAM = "https://generativelanguage.googleapis.com"
 # Answers stream for minutes, so only connecting is bounded; a stalled stream is the turn timeout's job.
 _CONNECT_TIMEOUT_S = 10.0
 # In-flight answers get this long to finish when the server stops; then they are cut.
@@ -41,11 +43,12 @@ class GatewayListener:
     """The model gateway (HTTP) and the egress proxy (CONNECT), each on an OS-chosen port of one host."""
 
     def __init__(self, backend: GatewayBackend, prices: PriceTable, *, upstream: str = ANTHROPIC_UPSTREAM,
+                 openai_upstream: str = OPENAI_UPSTREAM, gemini_upstream: str = GEMINI_UPSTREAM,
                  address_allowed: Callable[[Address], bool] = default_address_allowed,
                  blocked_addresses: Iterable[Address] = ()) -> None:
         self._backend = backend
         self._prices = prices
-        self._upstream = upstream
+        self._upstreams = {"anthropic": upstream, "openai": openai_upstream, "gemini": gemini_upstream}
         self._address_allowed = address_allowed
         self._blocked = tuple(blocked_addresses)
         self._session: aiohttp.ClientSession | None = None
@@ -57,7 +60,7 @@ class GatewayListener:
 
     @property
     def http_port(self) -> int:
-        """The model gateway's port (ANTHROPIC_BASE_URL=http://<host>:<http_port>)."""
+        """The model gateway's port (ANTHROPIC_BASE_URL=http://<host>:<http_port>; …/openai/v1, …/gemini)."""
         return self._http_port
 
     @property
@@ -88,7 +91,7 @@ class GatewayListener:
         await self._start_http(http_socket)
 
     async def _start_http(self, sock: socket.socket) -> None:
-        app = build_anthropic_gateway(self._backend, self._prices, self._upstream, self._current_session)
+        app = build_gateway(self._backend, self._prices, self._upstreams, self._current_session)
         # access_log=False silences uvicorn's access logger process-wide; the main server runs with it off too.
         config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, server_header=False,
                                 date_header=False, ws="none", timeout_graceful_shutdown=_SHUTDOWN_GRACE_S)

@@ -31,12 +31,14 @@ class TurnGrant:
     task_id: UUID
     user_id: UUID
     workspace_id: UUID
-    # Per provider ("anthropic", later "openai", "gemini"): the credential the turn's requester runs with.
+    # Per provider ("anthropic", "openai" or "gemini"): the credential the turn's requester runs with.
     credentials: dict[str, ModelCredential] = field(default_factory=dict, repr=False)
     # Host patterns the agent may reach through the CONNECT proxy (network policy `allowlist`).
     egress_allow: tuple[str, ...] = ()
     # Why the gateway refused a model call (a spent budget): the turn's error names it.
     refusal: str | None = None
+    # What the turn's model calls cost so far, as metered by the gateway.
+    spent_usd: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,7 +88,7 @@ class TaskController(Controller):
         task_service: NamedDependency[TaskService],
     ) -> Task:
         """Run another turn that resumes the agent's session on the same branch."""
-        return task_out(await task_service.follow_up(request.user, task_id, data.prompt))
+        return task_out(await task_service.follow_up(request.user, task_id, data.prompt, agent=data.agent))
 
     @post("/api/tasks/{task_id:uuid}/cancel", status_code=HTTP_202_ACCEPTED)
     async def cancel(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
-from aicode.agents.events import TurnOutcome
+from aicode.agents.events import AgentEvent, TurnOutcome
 from aicode.containers.runtime import ExecResult
 from aicode.git.checkout import CheckoutError, CommitInfo
 from aicode.git.store import Snapshot
@@ -64,6 +65,18 @@ def _setup_failed(task: TaskRecord, setup: SetupResult) -> TurnReport:
         return TurnReport(status=TaskStatus.INTERRUPTED,
                           error="the server stopped during the setup command; send a follow-up to start again")
     return TurnReport(status=TaskStatus.FAILED, error=setup.error, cause="setup")
+
+
+def _priced(outcome: TurnOutcome, events: list[AgentEvent], plan: TurnPlan) -> TurnOutcome:
+    """The outcome with the turn's cost: the agent's own figure (Claude Code reports one), else what the
+    gateway metered for the turn's model calls, priced by the same table the budgets use."""
+    if outcome.cost_usd is not None or plan.grant is None:
+        return outcome
+    cost = round(plan.grant.spent_usd, 6)
+    for event in events:
+        if event.type == "turn.completed":
+            event.data["cost_usd"] = cost
+    return dataclasses.replace(outcome, cost_usd=cost)
 
 
 class PhaseClock:
@@ -175,7 +188,7 @@ class TaskRunner:
                 if not setup.ok:
                     self._containers.clean_up(task.id, container, None, plan.env)
                     return _setup_failed(task, setup)
-            parser = plan.driver.parser()
+            parser = plan.driver.parser(plan.turn)
             result = ExecResult()
             ended_by: str | None = "crashed"
             try:
@@ -189,6 +202,7 @@ class TaskRunner:
                 sync = commit_title(task.pending_prompt or task.prompt) if ended_by is None else None
                 self._containers.clean_up(task.id, container, sync, plan.env)
             events, outcome = parser.finish(result.exit_code, stderr_tail)
+            outcome = _priced(outcome, events, plan)
             verdict = judge(task, workspace, outcome, result, ended_by, plan.grant)
             status, error = verdict.status, verdict.error
         partial = ended_by is not None or status != TaskStatus.SUCCEEDED

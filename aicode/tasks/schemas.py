@@ -14,11 +14,13 @@ __all__ = ["FileEntry", "FollowUp", "Task", "TaskCreate"]
 
 Prompt = Annotated[str, msgspec.Meta(min_length=1, max_length=100_000)]
 Model = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,99}$")]
+# The agent CLIs this server has drivers for (aicode.agents.registry), each on its provider's API.
+AgentName = Literal["claude", "codex", "gemini"]
 
 
 class TaskCreate(msgspec.Struct, forbid_unknown_fields=True):
     prompt: Prompt
-    agent: Literal["claude"] = "claude"
+    agent: AgentName = "claude"
     model: Model | None = None
     base_branch: BranchName | None = None
     max_turns: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
@@ -28,6 +30,8 @@ class TaskCreate(msgspec.Struct, forbid_unknown_fields=True):
 
 class FollowUp(msgspec.Struct, forbid_unknown_fields=True):
     prompt: Prompt
+    # A follow-up resumes the task's own agent session; naming another agent is refused, not switched.
+    agent: AgentName | None = None
 
 
 class Task(msgspec.Struct):

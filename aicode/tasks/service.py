@@ -125,9 +125,13 @@ class TaskService:
         return await self._tasks.list_visible(listing_scope(actor), workspace_id=workspace_id, status=status,
                                               limit=limit)
 
-    async def follow_up(self, actor: UserRecord, task_id: UUID, prompt: str) -> TaskRecord:
+    async def follow_up(self, actor: UserRecord, task_id: UUID, prompt: str, *, agent: str | None = None
+                        ) -> TaskRecord:
         """Queue another turn on the same session and branch; it runs with `actor`'s credential."""
-        await self.get(actor, task_id, Action.RUN)
+        current = await self.get(actor, task_id, Action.RUN)
+        if agent is not None and agent != current.agent:
+            raise ConflictError(f"this task runs {current.agent}, and a follow-up continues that agent's session: "
+                                f"start a new task to work with {agent}")
         await self._check_queue_room(actor)
         await self._disk.check()
         async with self._bus.batch(task_id) as batch:

@@ -19,7 +19,7 @@ from aicode.containers.policy import ContainerSpec, Mount
 from aicode.containers.runtime import ContainerError, ContainerRuntime, ExecResult
 from aicode.storage.layout import DataLayout
 from aicode.tasks.models import TaskRecord
-from aicode.tasks.turn_plan import AGENT_HOME, CONFIG_DIR, TurnFailure, TurnPlan, git_sync_command
+from aicode.tasks.turn_plan import AGENT_HOME, TurnFailure, TurnPlan, git_sync_command
 from aicode.workspaces.models import WorkspaceRecord
 
 __all__ = ["ContainerConfig", "StartedContainer", "TurnContainers"]
@@ -77,7 +77,7 @@ class TurnContainers:
             labels={"aicode.server": self._config.server_id, "aicode.workspace": str(workspace.id),
                     "aicode.task": str(task.id)},
             mounts=(Mount(str(self._layout.checkout(task.id)), "/workspace"),
-                    Mount(str(self._layout.agent_config(task.id)), CONFIG_DIR)),
+                    Mount(str(self._layout.agent_config(task.id)), plan.driver.config_dir)),
             network=network,
             home=AGENT_HOME,
             ipv6=plan.confine_to is None,

@@ -12,9 +12,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from aicode.agents.claude import AgentTurn, ModelAccess
+from aicode.agents.events import TokenCount
 from aicode.agents.registry import AgentDriver, UnknownAgent, driver_for
+from aicode.agents.turn import AgentTurn, ModelAccess
 from aicode.auth.repo import UserRepo
+from aicode.credentials.providers import PROVIDER_LABELS
 from aicode.credentials.service import CredentialService
 from aicode.gateway.grants import GrantStore
 from aicode.gateway.models import ModelCredential, TurnGrant
@@ -22,11 +24,10 @@ from aicode.gateway.runtime import GatewayRuntime, GatewayUnavailable
 from aicode.tasks.models import TaskRecord
 from aicode.workspaces.models import WorkspaceRecord
 
-__all__ = ["AGENT_HOME", "CONFIG_DIR", "PlannerConfig", "TurnFailure", "TurnPlan", "TurnPlanner", "after_git_sync",
+__all__ = ["AGENT_HOME", "PlannerConfig", "TurnFailure", "TurnPlan", "TurnPlanner", "after_git_sync",
            "git_sync_command"]
 
 AGENT_HOME = "/home/agent"
-CONFIG_DIR = f"{AGENT_HOME}/.claude"
 COMMITTER = ("aicode", "aicode@aicode.invalid")
 
 # Commits what the agent left in ITS OWN repository inside the container, so the next turn's `git
@@ -59,6 +60,7 @@ class PlannerConfig:
 @dataclass(slots=True)
 class TurnPlan:
     driver: AgentDriver  # the task's agent CLI: its command, and the parser of its output
+    turn: AgentTurn
     argv: list[str]
     env: dict[str, str] = field(repr=False)
     network: str  # the container's Docker network mode
@@ -116,42 +118,46 @@ class TurnPlanner:
     async def plan(self, task: TaskRecord, workspace: WorkspaceRecord) -> AsyncIterator[TurnPlan]:
         """The turn's command, environment and network; its capability token is revoked when the block ends."""
         author = await self.author(task.turn_user_id)
-        stored = await self._credentials.for_turn(task.turn_user_id, workspace.id)
-        if stored is None:
-            raise TurnFailure(
-                f"{author[0]} asked for this turn but has no Anthropic credential, and the workspace has no team "
-                "credential: store yours with PUT /api/me/credentials/anthropic (an api_key, or an oauth_token "
-                "from `claude setup-token`), or an owner stores one with "
-                "PUT /api/workspaces/{id}/credentials/anthropic")
         try:
             driver = driver_for(task.agent)
         except UnknownAgent as exc:
             raise TurnFailure(str(exc)) from None
+        stored = await self._credentials.for_turn(task.turn_user_id, workspace.id, driver.provider)
+        if stored is None:
+            label = PROVIDER_LABELS[driver.provider]
+            raise TurnFailure(
+                f"{author[0]} asked for this {driver.label} turn but has no {label} key, and the workspace has no "
+                f"team key for it: add yours under Settings → Model keys (PUT /api/me/credentials/{driver.provider}), "
+                "or a workspace owner adds a team key on the workspace's page")
         policy, network = self.network(workspace)
-        prompt = task.pending_prompt or task.prompt
-        turn = AgentTurn(prompt=prompt, model=task.model, max_turns=task.max_turns, resume_session_id=task.session_id)
-        argv = driver.command(turn)
-        if task.turns > 0:
-            argv = after_git_sync(argv)
+        # A resumed session reports some CLIs' usage as running totals: what the task used so far comes off.
+        before = TokenCount(task.input_tokens, task.output_tokens, task.cache_read_tokens, task.cache_write_tokens)
+        turn = AgentTurn(prompt=task.pending_prompt or task.prompt, model=task.model, max_turns=task.max_turns,
+                         resume_session_id=task.session_id,
+                         usage_before=before if task.session_id is not None else TokenCount())
         extra: dict[str, str] = {}
         grant, access, confine_to = None, None, None
         if policy != "none":
-            grant, access, extra = await self._open_gateway(task, workspace, policy, ModelCredential(*stored))
+            grant, access, extra = await self._open_gateway(task, workspace, policy, driver.provider,
+                                                            ModelCredential(*stored))
             if policy in ("gateway", "allowlist"):
                 endpoint = await self._gateway.endpoint()
                 confine_to = (endpoint.address, (endpoint.http_port, endpoint.proxy_port))
         try:
-            env = driver.environment(access, self._config.agent_env, CONFIG_DIR)
+            argv = driver.command(turn, access)
+            if task.turns > 0:
+                argv = after_git_sync(argv)
+            env = driver.environment(access, self._config.agent_env, driver.config_dir)
             # Commits the agent makes itself carry the same identities as the ones aicode makes.
             env |= {"HOME": AGENT_HOME, "GIT_AUTHOR_NAME": author[0], "GIT_AUTHOR_EMAIL": author[1],
                     "GIT_COMMITTER_NAME": COMMITTER[0], "GIT_COMMITTER_EMAIL": COMMITTER[1], **extra}
-            yield TurnPlan(driver=driver, argv=argv, env=env, network=network, author=author, grant=grant,
+            yield TurnPlan(driver=driver, turn=turn, argv=argv, env=env, network=network, author=author, grant=grant,
                            confine_to=confine_to)
         finally:
             if grant is not None:
                 await self._grants.revoke(grant)
 
-    async def _open_gateway(self, task: TaskRecord, workspace: WorkspaceRecord, policy: str,
+    async def _open_gateway(self, task: TaskRecord, workspace: WorkspaceRecord, policy: str, provider: str,
                             credential: ModelCredential) -> tuple[TurnGrant, ModelAccess, dict[str, str]]:
         try:
             endpoint = await self._gateway.endpoint()
@@ -159,7 +165,7 @@ class TurnPlanner:
             raise TurnFailure(str(exc)) from None
         egress = tuple(workspace.egress_allow) if policy == "allowlist" else ()
         token, grant = await self._grants.issue(task_id=task.id, user_id=task.turn_user_id,
-                                                workspace_id=workspace.id, credentials={"anthropic": credential},
+                                                workspace_id=workspace.id, credentials={provider: credential},
                                                 egress_allow=egress)
         extra: dict[str, str] = {}
         if policy == "allowlist":

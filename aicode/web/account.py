@@ -22,7 +22,8 @@ from aicode.auth.security import SESSION_COOKIE
 from aicode.auth.service import AuthService
 from aicode.auth.sso.config import SingleSignOn
 from aicode.auth.sso.state import SIGN_IN_STATE_TTL_S
-from aicode.credentials.controller import AnthropicCredential
+from aicode.credentials.controller import ModelCredentialIn
+from aicode.credentials.providers import ANTHROPIC
 from aicode.credentials.service import CredentialService
 from aicode.errors import AicodeError, AuthenticationError, InvalidInputError
 from aicode.forges.hooks import ForgeHooks
@@ -154,10 +155,10 @@ class SettingsPages(Controller):
             kind = values.get("kind", "api_key")
             if kind not in ("api_key", "oauth_token"):
                 raise InvalidInputError("choose an API key or an OAuth token")
-            parse_form({kind: values.get("secret", "")}, AnthropicCredential)
+            parse_form({kind: values.get("secret", "")}, ModelCredentialIn)
             if any(ch.isspace() for ch in values.get("secret", "")):
                 raise InvalidInputError("the key must not contain spaces or line breaks")
-            await credential_service.store(request.user, kind, values["secret"])
+            await credential_service.store(request.user, ANTHROPIC, kind, values["secret"])
         except AicodeError as exc:
             return await self._render(request, auth_service, credential_service, status_code=exc.status_code,
                                       credential_error=exc.detail)
@@ -167,7 +168,7 @@ class SettingsPages(Controller):
     async def remove_credential(
         self, request: Request[UserRecord, Any, Any], credential_service: NamedDependency[CredentialService],
     ) -> Redirect:
-        await credential_service.remove(request.user)
+        await credential_service.remove(request.user, ANTHROPIC)
         return Redirect("/settings?done=credential-removed", status_code=HTTP_303_SEE_OTHER)
 
     @post("/forge-identities")
@@ -213,7 +214,7 @@ class SettingsPages(Controller):
         request: Request[UserRecord, Any, Any], auth_service: AuthService, credential_service: CredentialService,
         *, status_code: int = 200, **context: Any,
     ) -> Template:
-        credential = await credential_service.describe(request.user.id)
+        credential = await credential_service.describe(request.user.id, ANTHROPIC)
         tokens = await auth_service.list_api_tokens(request.user)
         month_spent = await request.app.state.usage_repo.month_spent_by_user(request.user.id)
         forge_identities = await request.app.state.forge_hooks.identities(request.user)

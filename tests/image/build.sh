@@ -3,34 +3,46 @@
 # registry (none is reachable on the test machines):
 #
 #   debootstrap a minimal Debian (cached as a tarball) -> add the non-root user
-#   `agent` and /workspace -> copy in the real Claude Code native binary ->
+#   `agent` and /workspace -> copy in the real agent CLIs: the Claude Code and
+#   Codex native binaries, the Gemini CLI's bundle plus the host's Node.js ->
 #   `docker import` the folder as an image.
 #
 # It honours the same contract as the Containerfile's `workspace` target:
-# `claude` and `git` on PATH, a non-root default user (agent, uid 1000),
-# WORKDIR /workspace. It also carries python3, so that a test's fake agent
-# written in Python can run inside the container too.
+# `claude`, `codex`, `gemini` and `git` on PATH, a non-root default user
+# (agent, uid 1000), WORKDIR /workspace. It also carries python3, so that a
+# test's fake agent written in Python can run inside the container too.
 #
 # Usage: tests/image/build.sh [TAG]     (default: $AICODE_TEST_IMAGE or aicode-workspace:test)
-# Env:   AICODE_TEST_CLAUDE_BIN   native claude binary to copy in (default: the
-#                                 pinned npm install, made if missing)
+# Env:   AICODE_TEST_CLAUDE_BIN   native claude binary to copy in
+#        AICODE_TEST_CODEX_BIN    native codex binary to copy in
+#        AICODE_TEST_GEMINI_DIR   @google/gemini-cli package folder (holds bundle/)
+#                                 (each defaults to the pinned npm install in
+#                                 .cache/, made if missing)
+#        AICODE_NODE_BIN          Node.js >= 20 for the Gemini CLI (default: `node`
+#                                 on PATH; see node_bin_for_image in .ci/lib/agent-clis.sh)
 #        AICODE_TEST_IMAGE_REBUILD=1  rebuild even if the image is up to date
 #        AICODE_DEBIAN_MIRROR     override the mirror debootstrap uses
 #
 # Cached twice: the image is left alone when its label says it was built from
-# the same inputs (this script + CLI version), and the debootstrap result is
-# kept under .cache/ so a rebuild after a CLI bump takes seconds, not minutes.
+# the same inputs (this script + CLI and Node versions), and the debootstrap
+# result is kept under .cache/ so a rebuild after a CLI bump takes seconds,
+# not minutes.
 set -euo pipefail
 
 # shellcheck source=.ci/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../../.ci/lib/common.sh"
+# Pins and install helpers for Codex, Gemini and Node (defines functions only).
+# shellcheck source=.ci/lib/agent-clis.sh
+source "$AICODE_ROOT/.ci/lib/agent-clis.sh"
 
 TAG="${1:-${AICODE_TEST_IMAGE:-aicode-workspace:test}}"
-SUITE=bookworm  # the CLI's native binary needs glibc; bookworm's 2.36 is fine
+SUITE=bookworm  # claude's native binary and node need glibc; bookworm's 2.36 is fine
 VARIANT=minbase # only Essential + apt: ~100 MB instead of ~300 MB
 # git: part of the image contract. ca-certificates: HTTPS for git and the CLI.
 # python3: for Python test fixtures that play the agent inside a container.
 # Not python3-minimal: that one lacks even json; the full stdlib adds ~25 MB.
+# node (for gemini) needs libstdc++6 and libgcc-s1: minbase has both (apt
+# needs them); the ldd check below fails the build if that ever changes.
 INCLUDE=git,ca-certificates,python3
 AGENT_UID=1000
 LABEL_INPUTS=org.aicode.test-image.inputs
@@ -41,7 +53,7 @@ mkdir -p "$WORK"
 exec 9>"$WORK/.lock"
 flock 9
 
-# --- which CLI goes in ------------------------------------------------------
+# --- which CLIs go in -------------------------------------------------------
 if [[ -n ${AICODE_TEST_CLAUDE_BIN:-} ]]; then
     CLAUDE_BIN=$AICODE_TEST_CLAUDE_BIN
 else
@@ -54,14 +66,51 @@ fi
 CLAUDE_VERSION=$("$CLAUDE_BIN" --version | awk '{print $1; exit}')
 [[ -n $CLAUDE_VERSION ]] || die "$CLAUDE_BIN --version printed nothing"
 
+if [[ -n ${AICODE_TEST_CODEX_BIN:-} ]]; then
+    CODEX_BIN=$AICODE_TEST_CODEX_BIN
+else
+    ensure_codex_cli
+    CODEX_BIN=$(codex_cli_bin)
+fi
+[[ -x $CODEX_BIN ]] || die "codex binary not found or not executable: $CODEX_BIN"
+# It prints "codex-cli 0.171.0".
+CODEX_VER=$("$CODEX_BIN" --version 2>/dev/null | awk '$1 == "codex-cli" {print $2; exit}')
+[[ -n $CODEX_VER ]] || die "$CODEX_BIN --version did not print 'codex-cli VERSION'"
+[[ $CODEX_VER == "$CODEX_VERSION" ]] ||
+    die "$CODEX_BIN is Codex $CODEX_VER, but .ci/lib/agent-clis.sh pins $CODEX_VERSION"
+
+if [[ -n ${AICODE_TEST_GEMINI_DIR:-} ]]; then
+    GEMINI_DIR=$AICODE_TEST_GEMINI_DIR
+else
+    ensure_gemini_cli
+    GEMINI_DIR=$(gemini_cli_dir)
+fi
+[[ -f $GEMINI_DIR/bundle/gemini.js ]] || die "no Gemini CLI in $GEMINI_DIR (bundle/gemini.js is missing)"
+NODE_BIN=$(node_bin_for_image)
+NODE_VER=$("$NODE_BIN" -p process.versions.node)
+# Ask the CLI itself, run by the Node that goes in. It writes state under
+# GEMINI_CLI_HOME even for --version: give it a throwaway one.
+gemini_home=$(mktemp -d)
+GEMINI_VER=$(GEMINI_CLI_HOME=$gemini_home "$NODE_BIN" "$GEMINI_DIR/bundle/gemini.js" --version </dev/null) ||
+    GEMINI_VER=
+rm -rf "$gemini_home"
+[[ $GEMINI_VER =~ ^[0-9][0-9A-Za-z.+-]*$ ]] ||
+    die "$GEMINI_DIR/bundle/gemini.js --version (Node $NODE_VER) printed '$GEMINI_VER', not a version"
+[[ $GEMINI_VER == "$GEMINI_CLI_VERSION" ]] ||
+    die "$GEMINI_DIR is Gemini CLI $GEMINI_VER, but .ci/lib/agent-clis.sh pins $GEMINI_CLI_VERSION"
+
 # --- up to date already? ----------------------------------------------------
-# The inputs are this script (which holds every build choice) and the CLI
-# version; the label records their hash on the image.
-INPUTS_HASH=$( { cat "${BASH_SOURCE[0]}"; echo "claude=$CLAUDE_VERSION"; } | sha256sum | cut -c1-16)
+# The inputs are this script (which holds every build choice) and the CLI and
+# Node versions; the label records their hash on the image.
+INPUTS_HASH=$( {
+    cat "${BASH_SOURCE[0]}"
+    echo "claude=$CLAUDE_VERSION codex=$CODEX_VER+code-mode-host gemini=$GEMINI_VER node=$NODE_VER"
+} | sha256sum | cut -c1-16)
+VERSIONS="Claude Code $CLAUDE_VERSION, Codex $CODEX_VER, Gemini CLI $GEMINI_VER, Node $NODE_VER"
 if docker image inspect "$TAG" >/dev/null 2>&1 && [[ -z ${AICODE_TEST_IMAGE_REBUILD:-} ]]; then
     have=$(docker image inspect --format "{{index .Config.Labels \"$LABEL_INPUTS\"}}" "$TAG")
     if [[ $have == "$INPUTS_HASH" ]]; then
-        log "$TAG is up to date (inputs $INPUTS_HASH, Claude Code $CLAUDE_VERSION)"
+        log "$TAG is up to date (inputs $INPUTS_HASH; $VERSIONS)"
         exit 0
     fi
     log "$TAG is stale (inputs ${have:-none} != $INPUTS_HASH): rebuilding"
@@ -131,6 +180,29 @@ chroot "$ROOT" useradd --uid "$AGENT_UID" --user-group --create-home \
     --home-dir /home/agent --shell /bin/bash agent
 install -d -o "$AGENT_UID" -g "$AGENT_UID" -m 0755 "$ROOT/workspace"
 install -m 0755 "$CLAUDE_BIN" "$ROOT/usr/local/bin/claude"
+# Codex: the static musl binary alone is the CLI. (The npm package's wrapper
+# also puts a bundled rg on the binary's PATH and ships helpers for features
+# the server does not use: bwrap sandbox, code-mode host, voice.)
+install -m 0755 "$CODEX_BIN" "$ROOT/usr/local/bin/codex"
+# Beside it in the package: the host of its "code mode" (the default models call their tools through
+# JavaScript it runs; without it they can run no tool at all), looked for next to the codex binary,
+# and the ripgrep it searches with.
+install -m 0755 "$(dirname "$CODEX_BIN")/codex-code-mode-host" "$ROOT/usr/local/bin/codex-code-mode-host"
+install -m 0755 "$(dirname "$CODEX_BIN")/../codex-path/rg" "$ROOT/usr/local/bin/rg"
+# Gemini: the package folder (bundle/ is self-contained) run by the host's
+# Node, which is one binary needing only glibc, libstdc++ and libgcc_s.
+install -m 0755 "$NODE_BIN" "$ROOT/usr/local/bin/node"
+install -d -m 0755 "$ROOT/usr/local/lib/gemini-cli"
+cp -R "$GEMINI_DIR/." "$ROOT/usr/local/lib/gemini-cli/"
+chmod -R u+w,go-w,a+rX "$ROOT/usr/local/lib/gemini-cli"
+printf '%s\n' '#!/bin/sh' \
+    'exec /usr/local/bin/node /usr/local/lib/gemini-cli/bundle/gemini.js "$@"' \
+    >"$ROOT/usr/local/bin/gemini"
+chmod 0755 "$ROOT/usr/local/bin/gemini"
+# Every shared library node links must resolve inside the image. (ldd fails
+# on a static node: nothing to check then.)
+missing=$( { chroot "$ROOT" ldd /usr/local/bin/node || true; } | awk '/not found/ {print $1}')
+[[ -z $missing ]] || die "node ($NODE_BIN) needs libraries the image lacks: $missing (add their packages to INCLUDE)"
 
 # --- import ------------------------------------------------------------------
 # `docker import` builds a one-layer image straight from the tar stream; the
@@ -145,22 +217,30 @@ new_id=$(tar -C "$ROOT" --numeric-owner -c . | docker import \
     -c "ENV DISABLE_AUTOUPDATER=1" \
     -c "LABEL $LABEL_INPUTS=$INPUTS_HASH" \
     -c "LABEL org.aicode.claude-code.version=$CLAUDE_VERSION" \
+    -c "LABEL org.aicode.codex.version=$CODEX_VER" \
+    -c "LABEL org.aicode.gemini-cli.version=$GEMINI_VER" \
     -c "LABEL org.opencontainers.image.title=aicode-workspace-test" \
     -c 'CMD ["/bin/bash"]' \
-    -m "aicode test workspace: Debian $SUITE + Claude Code $CLAUDE_VERSION" \
+    -m "aicode test workspace: Debian $SUITE + $VERSIONS" \
     - "$TAG")
 
-# Earlier builds are now untagged; free their ~600 MB each, except those a
+# Earlier builds are now untagged; free their ~1 GB each, except those a
 # container still uses (docker refuses; a later build retries).
 docker images -q --no-trunc --filter dangling=true --filter "label=$LABEL_INPUTS" |
     grep -vx "$new_id" | xargs -r docker image rm >/dev/null 2>&1 || true
 
 # --- prove it works under the hardening the server applies ------------------
+# Codex and Gemini must report their pinned versions (= the labels). Gemini
+# writes state even for --version and HOME is read-only here: give it a home
+# on the tmpfs.
 log "verifying $TAG"
 docker run --rm --network none --user "$AGENT_UID" --read-only --tmpfs /tmp \
-    --cap-drop ALL --security-opt no-new-privileges "$TAG" \
+    --cap-drop ALL --security-opt no-new-privileges \
+    -e "WANT_CODEX=codex-cli $CODEX_VER" -e "WANT_GEMINI=$GEMINI_VER" "$TAG" \
     sh -ec 'claude --version; git --version; python3 -c "import json, subprocess, pathlib"
-            python3 --version; test "$(id -u)" = '"$AGENT_UID"
+            python3 --version; test "$(id -u)" = '"$AGENT_UID"'
+            v=$(codex --version); echo "$v"; test "$v" = "$WANT_CODEX"
+            v=$(GEMINI_CLI_HOME=/tmp/gemini gemini --version); echo "gemini $v"; test "$v" = "$WANT_GEMINI"'
 # ...and that the agent can write where it has to when the root fs is writable.
 docker run --rm --network none "$TAG" \
     sh -ec 'touch /workspace/.probe /home/agent/.probe; test "$(pwd)" = /workspace'

@@ -1,28 +1,30 @@
-"""The Anthropic listener: a capability token in, the turn's real credential upstream, the answer streamed back."""
+"""The model gateway's HTTP app: a capability token in, the turn's real credential upstream, the answer
+streamed back, for each provider's API under its own route prefix (see `aicode.gateway.wires`)."""
 
 from __future__ import annotations
 
 import traceback
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import aiohttp
 import anyio
 import structlog
 from litestar import Litestar, Request, Response, route
 from litestar.background_tasks import BackgroundTask
-from litestar.enums import HttpMethod, MediaType
+from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException
 from litestar.response import Stream
 from multidict import CIMultiDict
 from yarl import URL
 
-from aicode.gateway.metering import UsageMeter
+from aicode.gateway.metering import Meter
 from aicode.gateway.models import GatewayBackend, ModelCredential, TurnGrant
 from aicode.gateway.prices import PriceTable
+from aicode.gateway.wires import WIRES, Wire
 
-__all__ = ["MAX_REQUEST_BYTES", "REFUSAL_STATUS", "anthropic_error", "build_anthropic_gateway"]
+__all__ = ["MAX_REQUEST_BYTES", "REFUSAL_STATUS", "build_gateway"]
 
 log = structlog.get_logger(__name__)
 
@@ -32,45 +34,39 @@ MAX_REQUEST_BYTES = 32 * 1024 * 1024
 # about a second, the message in its `result` line; but 403 and 401 are reported as "Failed to
 # authenticate", 429 as "Request rejected" and, should the header be lost, a 429 is retried with
 # backoff (7 requests in 45 s); 400 is re-sent with fewer beta features (6 requests). A 402 is given
-# up on at once even without the header, and its text is just our reason.
+# up on at once even without the header, and its text is just our reason. Codex (no retries configured)
+# and Gemini (maxAttempts 1) give up on the first error of any kind.
 REFUSAL_STATUS = 402
-OAUTH_BETA = "oauth-2025-04-20"
 
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
                          "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"})
 # The client's own credential (the capability token) never travels on; identity encoding lets the
 # meter read the answer.
-_NOT_FORWARDED = _HOP_BY_HOP | {"host", "content-length", "x-api-key", "authorization", "accept-encoding"}
+_NOT_FORWARDED = _HOP_BY_HOP | {"host", "content-length", "x-api-key", "x-goog-api-key", "authorization",
+                                "accept-encoding"}
 # Upstream's cookies are of no use to an agent, and joining several into one header would garble them.
 _NOT_RETURNED = _HOP_BY_HOP | {"content-length", "content-encoding", "set-cookie"}
-_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
-                403: "permission_error", 404: "not_found_error", 413: "request_too_large",
-                429: "rate_limit_error", 529: "overloaded_error"}
-# Blank lines first: they end whatever event was cut off, so this one is read on its own.
+# Blank lines first: they end whatever event was cut off, so this one is read on its own. Codex and the
+# Gemini CLI report a stream that ends early as an error of their own.
 _BROKEN_STREAM = (b'\n\nevent: error\ndata: {"type":"error","error":{"type":"api_error","message":'
                   b'"aicode gateway: the connection to the model API broke mid-answer"}}\n\n')
 _METHODS = [HttpMethod.GET, HttpMethod.POST, HttpMethod.PUT, HttpMethod.PATCH, HttpMethod.DELETE]
 
 
-def anthropic_error(status: int, message: str, *, final: bool = False) -> Response[dict[str, object]]:
-    """An error in the Messages API's shape; `final` adds `x-should-retry: false` so clients give up at once."""
-    kind = _ERROR_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")
-    body: dict[str, object] = {"type": "error", "error": {"type": kind, "message": f"aicode gateway: {message}"}}
-    headers = {"x-should-retry": "false"} if final else {}
-    return Response(body, status_code=status, headers=headers, media_type=MediaType.JSON)
+def build_gateway(backend: GatewayBackend, prices: PriceTable, upstreams: Mapping[str, str],
+                  session: Callable[[], aiohttp.ClientSession]) -> Litestar:
+    """The gateway app: every method on each provider's prefix forwarded to its upstream; anything else a 404.
 
-
-def build_anthropic_gateway(backend: GatewayBackend, prices: PriceTable, upstream: str,
-                            session: Callable[[], aiohttp.ClientSession]) -> Litestar:
-    """The gateway app: every method on /v1/{path} forwarded to `upstream`; anything else a 404."""
-    forwarder = _Forwarder(backend, prices, upstream.rstrip("/"), session)
-
-    @route("/v1/{path:path}", http_method=_METHODS, name="anthropic_gateway")
-    async def forward(request: Request[Any, Any, Any]) -> Response[Any]:
-        return await forwarder.handle(request)
-
+    `upstreams` maps a provider (anthropic, openai, gemini) to its API base; Anthropic's routes are the
+    unprefixed `/v1/…`, so ANTHROPIC_BASE_URL is the gateway's bare address."""
+    handlers = []
+    for provider, upstream in upstreams.items():
+        wire = WIRES[provider]
+        forwarder = _Forwarder(backend, prices, wire, upstream.rstrip("/"), session)
+        path = f"{wire.prefix}/{{path:path}}" if wire.prefix else "/v1/{path:path}"
+        handlers.append(route(path, http_method=_METHODS, name=f"{provider}_gateway")(forwarder.handle))
     return Litestar(
-        route_handlers=[forward],
+        route_handlers=handlers,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
         request_max_body_size=MAX_REQUEST_BYTES,
         openapi_config=None,
@@ -80,40 +76,42 @@ def build_anthropic_gateway(backend: GatewayBackend, prices: PriceTable, upstrea
 
 
 class _Forwarder:
-    def __init__(self, backend: GatewayBackend, prices: PriceTable, upstream: str,
+    def __init__(self, backend: GatewayBackend, prices: PriceTable, wire: Wire, upstream: str,
                  session: Callable[[], aiohttp.ClientSession]) -> None:
         self._backend = backend
         self._prices = prices
+        self._wire = wire
         self._upstream = upstream
         self._upstream_host = urlsplit(upstream).netloc or upstream
         self._session = session
 
     async def handle(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        error = self._wire.error
         token = _capability_token(request)
         grant = await self._backend.grant_for(token) if token else None
         if grant is None:
-            return anthropic_error(401, "unknown or expired capability token (each task turn gets its own "
-                                   "ANTHROPIC_API_KEY; it stops working when the turn ends)", final=True)
+            return error(401, "unknown or expired capability token (each task turn gets its own API key; it "
+                         "stops working when the turn ends)", final=True)
         if (reason := await self._backend.refusal_for(grant)) is not None:
             grant.refusal = reason
             log.warning("gateway.refused", task_id=str(grant.task_id), reason=reason)
-            return anthropic_error(REFUSAL_STATUS, reason, final=True)
-        credential = grant.credentials.get("anthropic")
+            return error(REFUSAL_STATUS, reason, final=True)
+        credential = grant.credentials.get(self._wire.provider)
         if credential is None:
-            return anthropic_error(401, "the user who asked for this turn has no Anthropic credential: store an "
-                                   "API key or OAuth token in account settings", final=True)
+            return error(401, f"this turn has no {self._wire.label} credential: the turn's agent runs on another "
+                         "provider's API", final=True)
         raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
         if any(segment in {".", ".."} for segment in raw_path.decode("latin-1").split("/")):
-            return anthropic_error(404, "no such path")
+            return error(404, "no such path")
         body = await request.body()
-        return await self._forward(request, raw_path, body, grant, credential)
+        return await self._forward(request, raw_path[len(self._wire.prefix):], body, grant, credential)
 
-    async def _forward(self, request: Request[Any, Any, Any], raw_path: bytes, body: bytes, grant: TurnGrant,
+    async def _forward(self, request: Request[Any, Any, Any], path: bytes, body: bytes, grant: TurnGrant,
                        credential: ModelCredential) -> Response[Any]:
-        query = request.scope.get("query_string", b"").decode("latin-1")
-        target = self._upstream + quote(raw_path.decode("latin-1"), safe="/%:@!$&'()*+,;=-._~")
+        query = _without_key(request.scope.get("query_string", b"").decode("latin-1"))
+        target = self._upstream + quote(path.decode("latin-1"), safe="/%:@!$&'()*+,;=-._~")
         url = URL(target + (f"?{quote(query, safe='=&%+/:,;@!$()*~._-')}" if query else ""), encoded=True)
-        headers = _upstream_headers(request.scope["headers"], credential)
+        headers = _upstream_headers(request.scope["headers"], self._wire.auth(credential))
         try:
             answer = await self._session().request(
                 request.method, url, headers=headers, data=body, allow_redirects=False,
@@ -122,9 +120,10 @@ class _Forwarder:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning("gateway.upstream_unreachable", task_id=str(grant.task_id), upstream=self._upstream_host,
                         error=type(exc).__name__)
-            return anthropic_error(502, f"the model API at {self._upstream_host} could not be reached "
-                                   f"({_describe(exc)})")
-        relay = _Relay(answer, UsageMeter(self._prices), self._backend, grant)
+            return self._wire.error(502, f"the model API at {self._upstream_host} could not be reached "
+                                    f"({_describe(exc)})")
+        meter = self._wire.meter(self._prices, _model_in_path(path))
+        relay = _Relay(answer, meter, self._backend, grant, _BROKEN_STREAM if self._wire.provider == "anthropic" else b"")
         return Stream(relay.chunks(), status_code=answer.status, headers=_downstream_headers(answer.raw_headers),
                       background=BackgroundTask(relay.close))
 
@@ -132,12 +131,14 @@ class _Forwarder:
 class _Relay:
     """One upstream answer on its way back: metered as it passes, usage recorded once when it ends."""
 
-    def __init__(self, answer: aiohttp.ClientResponse, meter: UsageMeter, backend: GatewayBackend,
-                 grant: TurnGrant) -> None:
+    def __init__(self, answer: aiohttp.ClientResponse, meter: Meter, backend: GatewayBackend,
+                 grant: TurnGrant, broken_stream: bytes) -> None:
         self._answer = answer
         self._meter = meter
         self._backend = backend
         self._grant = grant
+        # What tells the client that upstream broke mid-answer, in its API's words (empty: just end).
+        self._broken_stream = broken_stream
         self._closed = False
 
     async def chunks(self) -> AsyncIterator[bytes]:
@@ -150,8 +151,8 @@ class _Relay:
             # Upstream broke mid-answer. Raising would only make uvicorn log a traceback whose frames
             # hold request headers; an SSE `error` event is how the API itself reports a failed stream.
             log.warning("gateway.upstream_broke", task_id=str(self._grant.task_id), error=type(exc).__name__)
-            if self._answer.content_type == "text/event-stream":
-                yield _BROKEN_STREAM
+            if self._answer.content_type == "text/event-stream" and self._broken_stream:
+                yield self._broken_stream
         except BaseException:
             # The client went away while we waited on upstream (Litestar cancels the stream), or the
             # upstream broke: record what was used now, shielded, since the response's background
@@ -180,10 +181,28 @@ class _Relay:
 
 
 def _capability_token(request: Request[Any, Any, Any]) -> str:
-    if token := request.headers.get("x-api-key", "").strip():
-        return token
+    """The token as each client sends its key: x-api-key (Claude Code), a Bearer token (Codex),
+    x-goog-api-key or a `key` query parameter (Gemini)."""
+    for header in ("x-api-key", "x-goog-api-key"):
+        if token := request.headers.get(header, "").strip():
+            return token
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" else ""
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.query_params.get("key", "").strip()
+
+
+def _without_key(query: str) -> str:
+    """The query string without a `key` parameter: a capability token never travels upstream."""
+    if "key=" not in query:
+        return query
+    return urlencode([(name, value) for name, value in parse_qsl(query, keep_blank_values=True) if name != "key"])
+
+
+def _model_in_path(path: bytes) -> str | None:
+    """The model a Gemini API path names (`…/models/<model>:streamGenerateContent`), for its usage."""
+    _, found, rest = path.decode("latin-1").partition("/models/")
+    return rest.split(":", 1)[0] or None if found else None
 
 
 def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[str]:
@@ -192,7 +211,7 @@ def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[str]:
             for token in value.decode("latin-1").split(",") if token.strip()}
 
 
-def _upstream_headers(raw: Iterable[tuple[bytes, bytes]], credential: ModelCredential) -> CIMultiDict[str]:
+def _upstream_headers(raw: Iterable[tuple[bytes, bytes]], auth: Mapping[str, str]) -> CIMultiDict[str]:
     raw = list(raw)
     dropped = _NOT_FORWARDED | _connection_tokens(raw)
     headers: CIMultiDict[str] = CIMultiDict()
@@ -204,12 +223,11 @@ def _upstream_headers(raw: Iterable[tuple[bytes, bytes]], credential: ModelCrede
         elif name not in dropped:
             headers.add(name, value)
     headers["accept-encoding"] = "identity"
-    if credential.kind == "oauth_token":
-        headers["authorization"] = f"Bearer {credential.secret}"
-        if OAUTH_BETA not in betas:
-            betas.append(OAUTH_BETA)
-    else:
-        headers["x-api-key"] = credential.secret
+    for name, value in auth.items():
+        if name == "anthropic-beta":  # joined with the client's own beta flags, never replacing them
+            betas.extend(beta for beta in value.split(",") if beta not in betas)
+        else:
+            headers[name] = value
     if betas:
         headers["anthropic-beta"] = ",".join(betas)
     return headers
@@ -237,11 +255,18 @@ def _describe(exc: BaseException) -> str:
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, object]]:
     messages = {404: "no such path", 413: f"request body larger than {MAX_REQUEST_BYTES // 2**20} MiB"}
-    return anthropic_error(exc.status_code, messages.get(exc.status_code, exc.detail))
+    return _wire_of(request).error(exc.status_code, messages.get(exc.status_code, exc.detail))
 
 
 def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
     # The stack without exc_info: a renderer that shows locals would print the request's headers.
     log.error("gateway.failed", path=request.url.path, error=repr(exc)[:500],
               stack="".join(traceback.format_tb(exc.__traceback__)))
-    return anthropic_error(500, "internal error in the gateway; see the server log")
+    return _wire_of(request).error(500, "internal error in the gateway; see the server log")
+
+
+def _wire_of(request: Request[Any, Any, Any]) -> Wire:
+    """The provider whose route a request addressed, so even the gateway's own errors come in its shape."""
+    path = request.scope["path"]
+    return next((wire for wire in WIRES.values() if wire.prefix and path.startswith(wire.prefix + "/")),
+                WIRES["anthropic"])
