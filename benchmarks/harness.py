@@ -113,7 +113,8 @@ async def bench_server(image: str, *, max_concurrent: int = 2, network: str = "n
             await _wait_healthy(http)
             login = await http.post("/api/auth/login", json={"username": "bench", "password": "bench-password"})
             http.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
-            await http.put("/api/me/credentials/anthropic", json={"api_key": "sk-bench-key"})
+            for provider in ("anthropic", "openai", "gemini"):
+                await http.put(f"/api/me/credentials/{provider}", json={"api_key": "sk-bench-key"})
             workspace = (await http.post("/api/workspaces", json={"name": "bench", "repo_url": str(repo)})).json()
             while (await http.get(f"/api/workspaces/{workspace['id']}")).json()["status"] == "cloning":
                 await asyncio.sleep(0.05)

@@ -143,11 +143,32 @@ async def test_only_owners_set_the_team_credential_and_it_is_never_shown(task_ap
     assert (await task_app.get(path, headers=team["dave"])).status_code == 404
 
 
+async def test_keys_are_stored_per_provider_and_each_takes_only_what_it_can_use(task_app, team) -> None:
+    alice, ws = team["alice"], team["ws"]
+    assert (await task_app.put("/api/me/credentials/openai", json={"api_key": "sk-openai-alice-1"},
+                               headers=alice)).status_code == 204
+    listed = {c["provider"]: c for c in (await task_app.get("/api/me/credentials", headers=alice)).json()}
+    assert set(listed) == {"anthropic", "openai", "gemini"}
+    assert listed["openai"]["configured"] and listed["openai"]["kind"] == "api_key"
+    assert not listed["gemini"]["configured"]
+    oauth = await task_app.put("/api/me/credentials/gemini", json={"oauth_token": "ya29-token-1"}, headers=alice)
+    assert oauth.status_code == 400 and "api_key" in oauth.json()["detail"]
+    unknown = await task_app.put("/api/me/credentials/mistral", json={"api_key": "sk-mistral-1"}, headers=alice)
+    assert unknown.status_code == 404 and "anthropic, openai, gemini" in unknown.json()["detail"]
+    team_key = f"/api/workspaces/{ws['id']}/credentials/gemini"
+    assert (await task_app.put(team_key, json={"api_key": "gm-team-key-1"}, headers=team["bob"])).status_code == 403
+    assert (await task_app.put(team_key, json={"api_key": "gm-team-key-1"}, headers=alice)).status_code == 204
+    assert (await task_app.get(team_key, headers=team["carol"])).json()["configured"] is True
+    assert (await task_app.delete("/api/me/credentials/openai", headers=alice)).status_code == 204
+    gone = await task_app.delete("/api/me/credentials/openai", headers=alice)
+    assert gone.status_code == 404 and "OpenAI" in gone.json()["detail"]
+
+
 async def test_a_requester_without_a_key_runs_on_the_team_credential_or_is_told_what_to_do(task_app, team) -> None:
     ws, bob = team["ws"], team["bob"]
     await task_app.delete("/api/me/credentials/anthropic", headers=bob)
     failed = await finished(task_app, bob, (await submit(task_app, bob, ws["id"], "@say hi"))["id"])
-    assert failed["status"] == "failed" and "team credential" in failed["error"]
+    assert failed["status"] == "failed" and "team key" in failed["error"]
     await task_app.put(f"/api/workspaces/{ws['id']}/credentials/anthropic", json={"api_key": "sk-team-key-123"},
                        headers=team["alice"])
     ran = await finished(task_app, bob, (await submit(task_app, bob, ws["id"], "@say hi"))["id"])

@@ -149,6 +149,27 @@ async def test_a_follow_up_while_running_answers_409(task_app, workspace) -> Non
     await task_app.post(f"/api/tasks/{task['id']}/cancel", headers=alice)
 
 
+async def test_a_follow_up_keeps_the_tasks_agent(task_app, workspace) -> None:
+    ws, alice = workspace
+    task = await finished(task_app, alice, (await submit(task_app, alice, ws["id"], "@say hi"))["id"])
+    other = await task_app.post(f"/api/tasks/{task['id']}/messages", json={"prompt": "more", "agent": "codex"},
+                                headers=alice)
+    assert other.status_code == 409 and "start a new task" in other.json()["detail"]
+    same = await task_app.post(f"/api/tasks/{task['id']}/messages", json={"prompt": "@say more", "agent": "claude"},
+                               headers=alice)
+    assert same.status_code == 202, same.text
+    unknown = await task_app.post(f"/api/workspaces/{ws['id']}/tasks", json={"prompt": "x", "agent": "cursor"},
+                                  headers=alice)
+    assert unknown.status_code == 400 and "agent" in unknown.text
+
+
+async def test_a_codex_task_without_an_openai_key_fails_saying_where_to_add_one(task_app, workspace) -> None:
+    ws, alice = workspace  # alice holds an Anthropic key only
+    task = await finished(task_app, alice, (await submit(task_app, alice, ws["id"], "hi", agent="codex"))["id"])
+    assert task["status"] == "failed" and task["agent"] == "codex"
+    assert "no OpenAI key" in task["error"] and "Settings" in task["error"]
+
+
 @pytest.mark.parametrize(
     ("prompt", "needle"),
     [

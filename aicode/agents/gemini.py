@@ -25,7 +25,7 @@ from aicode.agents.parsing import (
 )
 from aicode.agents.turn import AgentTurn, ModelAccess
 
-__all__ = ["GeminiDriver", "GeminiStreamParser"]
+__all__ = ["HEADLESS_SETTINGS", "GeminiDriver", "GeminiStreamParser"]
 
 _STDERR_TAIL_BYTES = 2 * 1024
 _ERROR_MAX_BYTES = 4 * 1024
@@ -33,7 +33,7 @@ _GATEWAY_PREFIX = "/gemini"  # the gateway's Gemini API route (see aicode.gatewa
 _MODEL_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_APPLICATION_CREDENTIALS",
                     "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GOOGLE_GENAI_USE_VERTEXAI",
                     "GOOGLE_GENAI_USE_GCA", "GOOGLE_VERTEX_BASE_URL")
-_SETTINGS = json.dumps({
+HEADLESS_SETTINGS = json.dumps({
     "security": {"auth": {"selectedType": "gemini-api-key"}, "folderTrust": {"enabled": False}},
     "privacy": {"usageStatisticsEnabled": False},
     "telemetry": {"enabled": False},
@@ -75,7 +75,7 @@ class GeminiDriver:
             argv.append(f"--resume={turn.resume_session_id}")
         # The `--flag=value` form: a prompt starting with "-" is never taken for a flag.
         argv.append(f"--prompt={turn.prompt}")
-        return ["sh", "-c", _WITH_SETTINGS, "aicode-gemini", _SETTINGS, *argv]
+        return ["sh", "-c", _WITH_SETTINGS, "aicode-gemini", HEADLESS_SETTINGS, *argv]
 
     def environment(self, access: ModelAccess | None, passthrough: Mapping[str, str], config_dir: str
                     ) -> dict[str, str]:
