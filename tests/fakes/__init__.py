@@ -1,6 +1,8 @@
 """Test doubles for the agent side of aicode.
 
-- ``mock_anthropic``: a scripted Anthropic Messages API (SSE) to point the REAL Claude Code CLI at.
+- ``mock_anthropic``: a scripted Anthropic Messages API (SSE) to point the REAL Claude Code CLI at;
+  ``mock_openai`` and ``mock_gemini`` do the same for the Codex and Gemini CLIs. All three are subclasses of
+  ``scripted_api.ScriptedApiMock``, which holds the server, the script queue and the request log.
 - ``fake_claude.py``: a stdlib-only fake ``claude`` executable, scripted by ``@directives`` in the prompt.
 - ``images``: ``ensure_fake_image()`` builds the workspace image with the fake as ``claude`` (offline, cached).
 - ``containers``: run a command in a hardened container and collect its stdout/stderr lines.

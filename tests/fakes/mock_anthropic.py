@@ -19,14 +19,15 @@ answer is a short ``"done"`` text so a CLI never waits forever.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import itertools
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.scripted_api import RecordedRequest, ScriptedApiMock, as_answer, estimate_tokens, split_text
 
 __all__ = [
     "ApiError",
@@ -128,40 +129,7 @@ Response = Reply | ApiError | Sequence[Block] | Block | str
 Responder = Callable[[dict[str, Any]], "Response | None | Awaitable[Response | None]"]
 
 
-@dataclass(frozen=True)
-class RecordedRequest:
-    """A request to a path other than /v1/messages."""
-
-    method: str
-    path: str
-    query: str
-    body: Any
-
-
-def _as_reply(response: Response) -> Reply | ApiError:
-    if isinstance(response, (Reply, ApiError)):
-        return response
-    if isinstance(response, str):
-        return reply(response)
-    if isinstance(response, dict):
-        return Reply([response])
-    return Reply(list(response))
-
-
-def _split(value: str, pieces: int = 3) -> list[str]:
-    """Split a string into at least two non-empty pieces (when it has 2+ characters)."""
-    if len(value) < 2:
-        return [value]
-    size = max(1, -(-len(value) // pieces))
-    return [value[i:i + size] for i in range(0, len(value), size)]
-
-
-def _estimate_tokens(value: Any) -> int:
-    """Deterministic small token count: about 4 characters per token."""
-    return max(1, len(json.dumps(value, separators=(",", ":"))) // 4)
-
-
-class MockAnthropic:
+class MockAnthropic(ScriptedApiMock[Response, Reply | ApiError]):
     """A Messages API mock listening on host:port (0 = any free port) in the current event loop.
 
     Each POST /v1/messages is answered by, in order of precedence: the next scripted
@@ -170,112 +138,47 @@ class MockAnthropic:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, responder: Responder | None = None,
                  default: Response = "done") -> None:
-        self.host = host
-        self.port = port
-        self.responder = responder
-        self.default = default
-        self.requests: list[dict[str, Any]] = []  # JSON bodies of POST /v1/messages, in order
-        self.request_headers: list[dict[str, str]] = []  # their headers, same order
-        self.other_requests: list[RecordedRequest] = []
-        self._script: list[Response] = []
-        self._messages = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self._received = asyncio.Condition()
+        super().__init__(host, port, responder, default)
 
-    # -- script ---------------------------------------------------------------
-    def script(self, responses: Iterable[Response]) -> None:
-        """Queue replies, one per upcoming /v1/messages request (appended to what is left)."""
-        self._script.extend(responses)
+    def _add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/v1/messages", self._messages_handler)
+        router.add_post("/v1/messages/count_tokens", self._count_tokens_handler)
 
-    @property
-    def remaining(self) -> int:
-        """Scripted replies not yet used."""
-        return len(self._script)
+    def _as_answer(self, response: Response) -> Reply | ApiError:
+        return as_answer(response, (Reply, ApiError), reply)
 
-    async def wait_for_requests(self, count: int, timeout: float = 30.0) -> None:
-        """Wait until at least `count` /v1/messages requests have arrived."""
-        async with asyncio.timeout(timeout):
-            async with self._received:
-                await self._received.wait_for(lambda: len(self.requests) >= count)
-
-    async def _next_response(self, body: dict[str, Any]) -> Reply | ApiError:
-        if self._script:
-            return _as_reply(self._script.pop(0))
-        if self.responder is not None:
-            answer = self.responder(body)
-            if inspect.isawaitable(answer):
-                answer = await answer
-            if answer is not None:
-                return _as_reply(answer)
-        return _as_reply(self.default)
-
-    # -- lifecycle ------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    async def start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/v1/messages", self._messages_handler)
-        app.router.add_post("/v1/messages/count_tokens", self._count_tokens_handler)
-        app.router.add_route("*", "/{tail:.*}", self._other_handler)
-        # A short shutdown_timeout: a CLI killed mid-stream must not hold up close().
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> MockAnthropic:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+    def _answer_other(self, request: web.Request) -> web.Response:
+        return web.json_response({})
 
     # -- handlers -------------------------------------------------------------
     async def _messages_handler(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        async with self._received:
-            self.requests.append(body)
-            self.request_headers.append(dict(request.headers))
-            self._received.notify_all()
+        await self._receive(request, body)
         answer = await self._next_response(body)
         if answer.delay:
             await asyncio.sleep(answer.delay)
+        request_id = f"req_mock_{len(self.requests):04d}"
         if isinstance(answer, ApiError):
             payload = {"type": "error", "error": {"type": answer.type, "message": answer.message}}
-            headers = {"request-id": f"req_mock_{len(self.requests):04d}", **answer.headers}
+            headers = {"request-id": request_id, **answer.headers}
             return web.json_response(payload, status=answer.status, headers=headers)
         message = self._message(body, answer)
         if not body.get("stream"):
             return web.json_response(message)
-        return await self._stream(request, message, answer.chunk_delay)
+        frames = (f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
+                  for event in _sse_events(message))
+        return await self._stream(request, frames, answer.chunk_delay, {"request-id": request_id})
 
     async def _count_tokens_handler(self, request: web.Request) -> web.Response:
         body = await request.json()
-        self.other_requests.append(RecordedRequest(request.method, request.path, request.query_string, body))
-        return web.json_response({"input_tokens": _estimate_tokens(body.get("messages", []))})
-
-    async def _other_handler(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode(errors="replace")
-        self.other_requests.append(RecordedRequest(request.method, request.path, request.query_string, body))
-        return web.json_response({})
+        self._record_other(request, body)
+        return web.json_response({"input_tokens": estimate_tokens(body.get("messages", []))})
 
     # -- the answer -----------------------------------------------------------
     def _message(self, body: dict[str, Any], answer: Reply) -> dict[str, Any]:
-        output_tokens = sum(_estimate_tokens(block) for block in answer.blocks) or 1
+        output_tokens = sum(estimate_tokens(block) for block in answer.blocks) or 1
         return {
-            "id": f"msg_mock_{next(self._messages):04d}",
+            "id": f"msg_mock_{next(self._ids):04d}",
             "type": "message",
             "role": "assistant",
             "model": body.get("model", "claude-mock"),
@@ -283,30 +186,12 @@ class MockAnthropic:
             "stop_reason": answer.effective_stop_reason,
             "stop_sequence": None,
             "usage": {
-                "input_tokens": _estimate_tokens(body.get("messages", [])),
+                "input_tokens": estimate_tokens(body.get("messages", [])),
                 "output_tokens": output_tokens,
                 "cache_creation_input_tokens": 0,
                 "cache_read_input_tokens": 0,
             },
         }
-
-    async def _stream(self, request: web.Request, message: dict[str, Any], chunk_delay: float) -> web.StreamResponse:
-        response = web.StreamResponse(headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "request-id": f"req_mock_{len(self.requests):04d}",
-        })
-        try:
-            await response.prepare(request)
-            for event in _sse_events(message):
-                data = json.dumps(event, separators=(",", ":"))
-                await response.write(f"event: {event['type']}\ndata: {data}\n\n".encode())
-                if chunk_delay:
-                    await asyncio.sleep(chunk_delay)
-            await response.write_eof()
-        except ConnectionError:
-            pass  # the client went away (killed CLI): nothing to answer any more
-        return response
 
 
 def _sse_events(message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -328,15 +213,15 @@ def _block_events(index: int, block: Block) -> list[dict[str, Any]]:
     kind = block.get("type")
     if kind == "text":
         start: Block = {"type": "text", "text": ""}
-        deltas = [{"type": "text_delta", "text": piece} for piece in _split(block["text"], 2)]
+        deltas = [{"type": "text_delta", "text": piece} for piece in split_text(block["text"], 2)]
     elif kind == "thinking":
         start = {"type": "thinking", "thinking": ""}
-        deltas = [{"type": "thinking_delta", "thinking": piece} for piece in _split(block["thinking"], 2)]
+        deltas = [{"type": "thinking_delta", "thinking": piece} for piece in split_text(block["thinking"], 2)]
         deltas.append({"type": "signature_delta", "signature": block.get("signature", "mock-signature")})
     elif kind == "tool_use":
         start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
         payload = json.dumps(block["input"])
-        deltas = [{"type": "input_json_delta", "partial_json": piece} for piece in _split(payload)]
+        deltas = [{"type": "input_json_delta", "partial_json": piece} for piece in split_text(payload)]
     else:
         return [{"type": "content_block_start", "index": index, "content_block": block},
                 {"type": "content_block_stop", "index": index}]

@@ -26,14 +26,14 @@ requested ``responseJsonSchema`` (first enum value, "mock" strings), else a "don
 from __future__ import annotations
 
 import asyncio
-import inspect
-import itertools
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.scripted_api import RecordedRequest, ScriptedApiMock, as_answer, estimate_tokens, split_text
 
 __all__ = [
     "ApiError",
@@ -137,40 +137,6 @@ Response = Reply | ApiError | Sequence[Part] | Part | str
 Responder = Callable[[dict[str, Any]], "Response | None | Awaitable[Response | None]"]
 
 
-@dataclass(frozen=True)
-class RecordedRequest:
-    """A request other than :streamGenerateContent (side calls, token counts, unknown paths)."""
-
-    method: str
-    path: str
-    query: str
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def _as_reply(response: Response) -> Reply | ApiError:
-    if isinstance(response, (Reply, ApiError)):
-        return response
-    if isinstance(response, str):
-        return reply(response)
-    if isinstance(response, dict):
-        return Reply([response])
-    return reply(*response)
-
-
-def _split(value: str, pieces: int = 3) -> list[str]:
-    """Split a string into at least two non-empty pieces (when it has 2+ characters)."""
-    if len(value) < 2:
-        return [value]
-    size = max(1, -(-len(value) // pieces))
-    return [value[i:i + size] for i in range(0, len(value), size)]
-
-
-def _estimate_tokens(value: Any) -> int:
-    """Deterministic small token count: about 4 characters per token."""
-    return max(1, len(json.dumps(value, separators=(",", ":"))) // 4)
-
-
 def _fill_schema(schema: dict[str, Any]) -> Any:
     """A value that satisfies a (simple) JSON schema: first enum value, "mock", the minimum (else 1)."""
     if "enum" in schema:
@@ -184,98 +150,44 @@ def _fill_schema(schema: dict[str, Any]) -> Any:
     return {"array": [], "string": "mock", "boolean": False}.get(kind)
 
 
-class MockGemini:
+class MockGemini(ScriptedApiMock[Response, Reply | ApiError]):
     """A Gemini API mock listening on host:port (0 = any free port) in the current event loop.
 
     Each :streamGenerateContent call is answered by, in order of precedence: the next
     scripted reply (`script()`), else `responder(body)` if set and it returns something,
-    else `default` (a "done" text; set it to `error(...)` to fail every request)."""
+    else `default` (a "done" text; set it to `error(...)` to fail every request).
+    `url` is the base URL for GOOGLE_GEMINI_BASE_URL (the CLI adds /v1beta/models/...)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, responder: Responder | None = None,
                  default: Response = "done", side_responder: Responder | None = None) -> None:
-        self.host = host
-        self.port = port
-        self.responder = responder
-        self.default = default
+        super().__init__(host, port, responder, default)
         self.side_responder = side_responder
-        self.requests: list[dict[str, Any]] = []  # JSON bodies of :streamGenerateContent, in order
-        self.request_headers: list[dict[str, str]] = []  # their headers, same order
-        self.request_models: list[str] = []  # the model named in each one's path
-        self.other_requests: list[RecordedRequest] = []
+        self.request_models: list[str] = []  # the model named in each scripted request's path
         self.usages: list[dict[str, Any]] = []  # final usageMetadata of each streamed answer, in order
-        self._script: list[Response] = []
-        self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self._received = asyncio.Condition()
 
-    # -- script ---------------------------------------------------------------
-    def script(self, responses: Iterable[Response]) -> None:
-        """Queue replies, one per upcoming :streamGenerateContent request (appended to what is left)."""
-        self._script.extend(responses)
+    def _add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/{version}/models/{target}", self._models_handler)
 
-    @property
-    def remaining(self) -> int:
-        """Scripted replies not yet used."""
-        return len(self._script)
+    def _as_answer(self, response: Response) -> Reply | ApiError:
+        return as_answer(response, (Reply, ApiError), reply)
 
-    async def wait_for_requests(self, count: int, timeout: float = 30.0) -> None:
-        """Wait until at least `count` :streamGenerateContent requests have arrived."""
-        async with asyncio.timeout(timeout):
-            async with self._received:
-                await self._received.wait_for(lambda: len(self.requests) >= count)
+    def _answer_other(self, request: web.Request) -> web.Response:
+        return web.json_response({"error": {"code": 404, "message": f"Method not found: {request.path}",
+                                            "status": "NOT_FOUND"}}, status=404)
 
-    async def _next_response(self, body: dict[str, Any]) -> Reply | ApiError:
-        if self._script:
-            return _as_reply(self._script.pop(0))
-        if self.responder is not None:
-            answer = self.responder(body)
-            if inspect.isawaitable(answer):
-                answer = await answer
-            if answer is not None:
-                return _as_reply(answer)
-        return _as_reply(self.default)
+    def _record(self, request: web.Request, body: dict[str, Any]) -> None:
+        super()._record(request, body)
+        self.request_models.append(request.match_info["target"].rpartition(":")[0])
 
     async def _side_response(self, body: dict[str, Any]) -> Reply | ApiError:
-        if self.side_responder is not None:
-            answer = self.side_responder(body)
-            if inspect.isawaitable(answer):
-                answer = await answer
-            if answer is not None:
-                return _as_reply(answer)
+        answer = await self._ask(self.side_responder, body)
+        if answer is not None:
+            return self._as_answer(answer)
         config = body.get("generationConfig") or {}
         schema = config.get("responseJsonSchema") or config.get("responseSchema")
         if schema or config.get("responseMimeType") == "application/json":
             return reply(json.dumps(_fill_schema(schema or {})))
         return reply("done")
-
-    # -- lifecycle ------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        """The base URL for GOOGLE_GEMINI_BASE_URL (the CLI adds /v1beta/models/...)."""
-        return f"http://{self.host}:{self.port}"
-
-    async def start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/{version}/models/{target}", self._models_handler)
-        app.router.add_route("*", "/{tail:.*}", self._other_handler)
-        # A short shutdown_timeout: a CLI killed mid-stream must not hold up close().
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> MockGemini:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     # -- handlers -------------------------------------------------------------
     async def _models_handler(self, request: web.Request) -> web.StreamResponse:
@@ -284,18 +196,13 @@ class MockGemini:
             return await self._other_handler(request)
         body = await request.json()
         if method != "streamGenerateContent":
-            self.other_requests.append(RecordedRequest(request.method, request.path, request.query_string, body,
-                                                       dict(request.headers)))
+            self._record_other(request, body)
             if method == "countTokens":
                 contents = body.get("contents") or (body.get("generateContentRequest") or {}).get("contents", [])
-                return web.json_response({"totalTokens": _estimate_tokens(contents)})
+                return web.json_response({"totalTokens": estimate_tokens(contents)})
             answer = await self._side_response(body)
         else:
-            async with self._received:
-                self.requests.append(body)
-                self.request_headers.append(dict(request.headers))
-                self.request_models.append(model)
-                self._received.notify_all()
+            await self._receive(request, body)
             answer = await self._next_response(body)
         if answer.delay:
             await asyncio.sleep(answer.delay)
@@ -310,18 +217,8 @@ class MockGemini:
             return web.json_response(_whole(chunks, answer))
         if request.query.get("alt") != "sse":
             return web.json_response(chunks)  # without alt=sse the API answers one JSON array
-        return await _stream(request, chunks, answer.chunk_delay)
-
-    async def _other_handler(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode(errors="replace")
-        self.other_requests.append(RecordedRequest(request.method, request.path, request.query_string, body,
-                                                   dict(request.headers)))
-        return web.json_response({"error": {"code": 404, "message": f"Method not found: {request.path}",
-                                            "status": "NOT_FOUND"}}, status=404)
+        frames = (f"data: {json.dumps(chunk, separators=(',', ':'))}\r\n\r\n" for chunk in chunks)
+        return await self._stream(request, frames, answer.chunk_delay, {})
 
     # -- the answer -----------------------------------------------------------
     def _chunks(self, body: dict[str, Any], model: str, answer: Reply) -> list[dict[str, Any]]:
@@ -329,15 +226,15 @@ class MockGemini:
         pieces: list[Part] = []
         for part in answer.parts:
             if "text" in part:
-                pieces.extend({**part, "text": piece} for piece in _split(part["text"]))
+                pieces.extend({**part, "text": piece} for piece in split_text(part["text"]))
             else:
                 pieces.append(part)
-        prompt = _estimate_tokens(body.get("contents", []))
+        prompt = estimate_tokens(body.get("contents", []))
         response_id = f"mock-response-{next(self._ids):04d}"
         chunks: list[dict[str, Any]] = []
         candidates_tokens = thoughts_tokens = 0
         for index, part in enumerate(pieces or [text("")]):
-            tokens = _estimate_tokens(part)
+            tokens = estimate_tokens(part)
             if part.get("thought"):
                 thoughts_tokens += tokens
             else:
@@ -362,17 +259,3 @@ def _whole(chunks: list[dict[str, Any]], answer: Reply) -> dict[str, Any]:
     last = chunks[-1]
     candidate = {**last["candidates"][0], "content": {"role": "model", "parts": list(answer.parts) or [text("")]}}
     return {**last, "candidates": [candidate]}
-
-
-async def _stream(request: web.Request, chunks: list[dict[str, Any]], chunk_delay: float) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-    try:
-        await response.prepare(request)
-        for chunk in chunks:
-            await response.write(f"data: {json.dumps(chunk, separators=(',', ':'))}\r\n\r\n".encode())
-            if chunk_delay:
-                await asyncio.sleep(chunk_delay)
-        await response.write_eof()
-    except ConnectionError:
-        pass  # the client went away (killed CLI): nothing to answer any more
-    return response

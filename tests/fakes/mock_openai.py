@@ -29,15 +29,16 @@ drives both kinds of model (the CLI prints the same ``command_execution`` / ``fi
 from __future__ import annotations
 
 import asyncio
-import inspect
 import itertools
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.scripted_api import RecordedRequest, ScriptedApiMock, as_answer, estimate_tokens, split_text
 
 __all__ = [
     "ApiError",
@@ -179,124 +180,34 @@ Response = Reply | ApiError | StreamFailure | Sequence[Item] | Item | str
 Responder = Callable[[dict[str, Any]], "Response | None | Awaitable[Response | None]"]
 
 
-@dataclass(frozen=True)
-class RecordedRequest:
-    """A request to a path other than /v1/responses."""
-
-    method: str
-    path: str
-    query: str
-    body: Any
-
-
-def _as_reply(response: Response) -> Reply | ApiError | StreamFailure:
-    if isinstance(response, (Reply, ApiError, StreamFailure)):
-        return response
-    if isinstance(response, str):
-        return reply(response)
-    if isinstance(response, dict):
-        return Reply([response])
-    return reply(*response)
-
-
-def _split(value: str, pieces: int = 3) -> list[str]:
-    """Split a string into at least two non-empty pieces (when it has 2+ characters)."""
-    if len(value) < 2:
-        return [value]
-    size = max(1, -(-len(value) // pieces))
-    return [value[i:i + size] for i in range(0, len(value), size)]
-
-
-def _estimate_tokens(value: Any) -> int:
-    """Deterministic small token count: about 4 characters per token."""
-    return max(1, len(json.dumps(value, separators=(",", ":"))) // 4)
-
-
-class MockOpenAI:
+class MockOpenAI(ScriptedApiMock[Response, Reply | ApiError | StreamFailure]):
     """A Responses API mock listening on host:port (0 = any free port) in the current event loop.
 
     Each POST /v1/responses is answered by, in order of precedence: the next scripted
     reply (`script()`), else `responder(body)` if set and it returns something, else
-    `default` (a "done" message; set it to `error(...)` to fail every request)."""
+    `default` (a "done" message; set it to `error(...)` to fail every request).
+    The API is under ``url + "/v1"``."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, responder: Responder | None = None,
                  default: Response = "done") -> None:
-        self.host = host
-        self.port = port
-        self.responder = responder
-        self.default = default
-        self.requests: list[dict[str, Any]] = []  # JSON bodies of POST /v1/responses, in order
-        self.request_headers: list[dict[str, str]] = []  # their headers, same order
-        self.other_requests: list[RecordedRequest] = []
+        super().__init__(host, port, responder, default)
         self.usages: list[dict[str, Any]] = []  # response.usage of each completed answer, in order
-        self._script: list[Response] = []
-        self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self._received = asyncio.Condition()
 
-    # -- script ---------------------------------------------------------------
-    def script(self, responses: Iterable[Response]) -> None:
-        """Queue replies, one per upcoming /v1/responses request (appended to what is left)."""
-        self._script.extend(responses)
+    def _add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/v1/responses", self._responses_handler)
 
-    @property
-    def remaining(self) -> int:
-        """Scripted replies not yet used."""
-        return len(self._script)
+    def _as_answer(self, response: Response) -> Reply | ApiError | StreamFailure:
+        return as_answer(response, (Reply, ApiError, StreamFailure), reply)
 
-    async def wait_for_requests(self, count: int, timeout: float = 30.0) -> None:
-        """Wait until at least `count` /v1/responses requests have arrived."""
-        async with asyncio.timeout(timeout):
-            async with self._received:
-                await self._received.wait_for(lambda: len(self.requests) >= count)
-
-    async def _next_response(self, body: dict[str, Any]) -> Reply | ApiError | StreamFailure:
-        if self._script:
-            return _as_reply(self._script.pop(0))
-        if self.responder is not None:
-            answer = self.responder(body)
-            if inspect.isawaitable(answer):
-                answer = await answer
-            if answer is not None:
-                return _as_reply(answer)
-        return _as_reply(self.default)
-
-    # -- lifecycle ------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        """The base URL, without /v1 (the API is under ``url + "/v1"``)."""
-        return f"http://{self.host}:{self.port}"
-
-    async def start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/v1/responses", self._responses_handler)
-        app.router.add_route("*", "/{tail:.*}", self._other_handler)
-        # A short shutdown_timeout: a CLI killed mid-stream must not hold up close().
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> MockOpenAI:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+    def _answer_other(self, request: web.Request) -> web.Response:
+        text = f"Invalid URL ({request.method} {request.path})"
+        return web.json_response({"error": {"message": text, "type": "invalid_request_error", "param": None,
+                                            "code": None}}, status=404)
 
     # -- handlers -------------------------------------------------------------
     async def _responses_handler(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        async with self._received:
-            self.requests.append(body)
-            self.request_headers.append(dict(request.headers))
-            self._received.notify_all()
+        await self._receive(request, body)
         request_id = f"req_mock_{len(self.requests):04d}"
         answer = await self._next_response(body)
         if answer.delay:
@@ -317,18 +228,8 @@ class MockOpenAI:
             chunk_delay = answer.chunk_delay
         if not body.get("stream"):
             return web.json_response(events[-1]["response"], headers={"x-request-id": request_id})
-        return await _stream(request, request_id, events, chunk_delay)
-
-    async def _other_handler(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode(errors="replace")
-        self.other_requests.append(RecordedRequest(request.method, request.path, request.query_string, body))
-        text = f"Invalid URL ({request.method} {request.path})"
-        return web.json_response({"error": {"message": text, "type": "invalid_request_error", "param": None,
-                                            "code": None}}, status=404)
+        return await self._stream(request, _frames(events), chunk_delay,
+                                  {"Content-Type": "text/event-stream; charset=utf-8", "x-request-id": request_id})
 
     # -- the answer -----------------------------------------------------------
     def _response(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -354,9 +255,9 @@ class MockOpenAI:
             done = self._completed_item(item)
             events.extend(_item_events(index, done))
             output.append(done)
-        input_tokens = _estimate_tokens(body.get("input", []))
-        reasoning_tokens = sum(_estimate_tokens(i) for i in output if i["type"] == "reasoning")
-        output_tokens = sum(_estimate_tokens(i) for i in output) or 1
+        input_tokens = estimate_tokens(body.get("input", []))
+        reasoning_tokens = sum(estimate_tokens(i) for i in output if i["type"] == "reasoning")
+        output_tokens = sum(estimate_tokens(i) for i in output) or 1
         usage = {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": answer.cached_tokens},
                  "output_tokens": output_tokens, "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
                  "total_tokens": input_tokens + output_tokens}
@@ -408,25 +309,12 @@ def _failure_events(response: dict[str, Any], failure: StreamFailure) -> list[di
             {"type": "response.failed", "response": failed_response}]
 
 
-async def _stream(request: web.Request, request_id: str, events: list[dict[str, Any]],
-                  chunk_delay: float) -> web.StreamResponse:
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream; charset=utf-8",
-        "Cache-Control": "no-cache",
-        "x-request-id": request_id,
-    })
-    try:
-        await response.prepare(request)
-        for number, event in enumerate(events):
-            data = json.dumps({"type": event["type"], "sequence_number": number,
-                               **{k: v for k, v in event.items() if k != "type"}}, separators=(",", ":"))
-            await response.write(f"event: {event['type']}\ndata: {data}\n\n".encode())
-            if chunk_delay:
-                await asyncio.sleep(chunk_delay)
-        await response.write_eof()
-    except ConnectionError:
-        pass  # the client went away (killed CLI): nothing to answer any more
-    return response
+def _frames(events: list[dict[str, Any]]) -> Iterator[str]:
+    """The SSE frames of `events`, each numbered by its place in the stream (``sequence_number``)."""
+    for number, event in enumerate(events):
+        data = json.dumps({"type": event["type"], "sequence_number": number,
+                           **{k: v for k, v in event.items() if k != "type"}}, separators=(",", ":"))
+        yield f"event: {event['type']}\ndata: {data}\n\n"
 
 
 def _item_events(index: int, item: Item) -> list[dict[str, Any]]:
@@ -440,7 +328,7 @@ def _item_events(index: int, item: Item) -> list[dict[str, Any]]:
             at = {**where, "content_index": part_index}
             middle += [{"type": "response.content_part.added", **at, "part": {**part, "text": ""}},
                        *({"type": "response.output_text.delta", **at, "delta": piece, "logprobs": []}
-                         for piece in _split(part["text"])),
+                         for piece in split_text(part["text"])),
                        {"type": "response.output_text.done", **at, "text": part["text"], "logprobs": []},
                        {"type": "response.content_part.done", **at, "part": part}]
     elif kind == "reasoning":
@@ -450,18 +338,18 @@ def _item_events(index: int, item: Item) -> list[dict[str, Any]]:
             at = {**where, "summary_index": summary_index}
             middle += [{"type": "response.reasoning_summary_part.added", **at, "part": {**part, "text": ""}},
                        *({"type": "response.reasoning_summary_text.delta", **at, "delta": piece}
-                         for piece in _split(part["text"])),
+                         for piece in split_text(part["text"])),
                        {"type": "response.reasoning_summary_text.done", **at, "text": part["text"]},
                        {"type": "response.reasoning_summary_part.done", **at, "part": part}]
     elif kind == "function_call":
         start = {**item, "status": "in_progress", "arguments": ""}
         middle = [*({"type": "response.function_call_arguments.delta", **where, "delta": piece}
-                    for piece in _split(item["arguments"])),
+                    for piece in split_text(item["arguments"])),
                   {"type": "response.function_call_arguments.done", **where, "arguments": item["arguments"]}]
     elif kind == "custom_tool_call":
         start = {**item, "status": "in_progress", "input": ""}
         middle = [*({"type": "response.custom_tool_call_input.delta", **where, "delta": piece}
-                    for piece in _split(item["input"])),
+                    for piece in split_text(item["input"])),
                   {"type": "response.custom_tool_call_input.done", **where, "input": item["input"]}]
     else:
         start, middle = item, []
