@@ -1,6 +1,7 @@
 /* Shared page behaviour: API calls with the CSRF token, confirmations, copy buttons, keyboard
- * shortcuts, and watching a cloning workspace until it is ready. No inline scripts anywhere: the
- * Content-Security-Policy forbids them, so pages opt in through data- attributes.
+ * shortcuts, the task form's agent picker, and watching a cloning workspace until it is ready. No
+ * inline scripts anywhere: the Content-Security-Policy forbids them, so pages opt in through data-
+ * attributes.
  */
 (function () {
   "use strict";
@@ -79,6 +80,26 @@
     });
   }
 
+  // The task form's model field follows the chosen agent: that agent's models as suggestions, its
+  // default as the placeholder, and a model picked for the agent left behind is cleared.
+  function agentPicker() {
+    document.querySelectorAll("select[data-agent-picker]").forEach(function (select) {
+      var model = document.getElementById(select.dataset.agentPicker);
+      if (!model) return;
+      var suggests = function (list, value) {
+        return !!list && Array.prototype.some.call(list.options, function (o) { return o.value === value; });
+      };
+      select.addEventListener("change", function () {
+        var option = select.selectedOptions[0];
+        if (!option) return;
+        var next = document.getElementById("models-" + option.value);
+        if (model.value && suggests(model.list, model.value) && !suggests(next, model.value)) model.value = "";
+        model.setAttribute("list", "models-" + option.value);
+        model.placeholder = option.dataset.defaultModel || "the CLI\u2019s default";
+      });
+    });
+  }
+
   // A workspace shown as cloning reloads the page once the clone has finished (ready or error).
   function watchCloning() {
     var cloning = document.querySelectorAll('[data-workspace-status="cloning"]');
@@ -97,6 +118,7 @@
     confirmForms();
     copyButtons();
     keyboard();
+    agentPicker();
     watchCloning();
   });
 })();

@@ -501,10 +501,16 @@ def test_other_system_lines_become_info_notices_named_by_subtype(parser: ClaudeS
     ]
 
 
-def test_stream_events_are_skipped(parser: ClaudeStreamParser) -> None:
+def test_text_deltas_become_live_only_message_deltas(parser: ClaudeStreamParser) -> None:
+    start = {"type": "message_start", "message": {"id": "msg_live", "role": "assistant", "content": []}}
+    assert feed(parser, {"type": "stream_event", "event": start, "session_id": SESSION}) == []
     delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}
-    line = {"type": "stream_event", "event": delta, "session_id": SESSION}
-    assert feed(parser, line) == []
+    events = feed(parser, {"type": "stream_event", "event": delta, "session_id": SESSION})
+    assert [(e.type, e.data) for e in events] == [("message.delta", {"message_id": "msg_live", "text": "Hi"})]
+    thinking = {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "hm"}}
+    assert feed(parser, {"type": "stream_event", "event": thinking, "session_id": SESSION}) == []
+    tool_json = {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{"}}
+    assert feed(parser, {"type": "stream_event", "event": tool_json, "session_id": SESSION}) == []
 
 
 def test_unknown_type_is_kept_as_a_notice_with_the_raw_object(parser: ClaudeStreamParser) -> None:

@@ -128,6 +128,10 @@ def test_gemini_deltas_are_joined_into_whole_messages_and_tools_get_claudes_name
     assert of(events, "agent.started")[0]["session_id"] == "fc448e23-637f-45e4-a267-4024d1bb2852"
     assert [m["text"] for m in of(events, "message")] == [
         "I'll create the file.", "Created hello.txt; `ls no-such-file` failed as expected."]
+    # Live viewers got the deltas, under the id the whole message is then stored with.
+    deltas = of(events, "message.delta")
+    assert "".join(d["text"] for d in deltas[:3]) == "I'll create the file."
+    assert {d["message_id"] for d in deltas[:3]} == {of(events, "message")[0]["message_id"]}
     calls = of(events, "tool.call")
     assert [call["name"] for call in calls] == ["Write", "Bash", "Bash"]
     assert calls[0]["input"] == {"file_path": "hello.txt", "content": "hello from gemini\n"}

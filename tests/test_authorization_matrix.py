@@ -269,6 +269,10 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Call]] = {
         "POST", "/workspaces/{workspace}/forge", data={"kind": "", "auto_pr": "off"})),
     ("POST", "/workspaces/{workspace_id:uuid}/webhook"): (as_page(MANAGE), call(
         "POST", "/workspaces/{workspace}/webhook", data={})),
+    ("POST", "/workspaces/{workspace_id:uuid}/credentials/{provider:str}"): (as_page(MANAGE), call(
+        "POST", "/workspaces/{workspace}/credentials/gemini", data={"kind": "api_key", "secret": "team-matrix-page"})),
+    ("POST", "/workspaces/{workspace_id:uuid}/credentials/{provider:str}/remove"): (as_page(MANAGE), owner_first(
+        _team_credential, call("POST", "/workspaces/{workspace}/credentials/anthropic/remove"))),
     ("GET", "/settings"): (as_page(SIGNED_IN), call("GET", "/settings")),
     ("POST", "/settings/forge-identities"): (as_page(SIGNED_IN), call("POST", "/settings/forge-identities", data=form(
         github=lambda w: w.unique("ghp")))),
@@ -276,9 +280,10 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Call]] = {
         name=lambda w: w.unique("p")))),
     ("POST", "/settings/tokens/{token_id:uuid}/revoke"): (as_page(SIGNED_IN),
                                                          own_token("/settings/tokens/{token_id}/revoke")),
-    ("POST", "/settings/credential"): (as_page(SIGNED_IN), call("POST", "/settings/credential", data={
-        "kind": "api_key", "secret": "sk-matrix-page"})),
-    ("POST", "/settings/credential/remove"): (as_page(SIGNED_IN), own_credential("POST", "/settings/credential/remove")),
+    ("POST", "/settings/credentials/{provider:str}"): (as_page(SIGNED_IN), call(
+        "POST", "/settings/credentials/openai", data={"kind": "api_key", "secret": "sk-matrix-page"})),
+    ("POST", "/settings/credentials/{provider:str}/remove"): (as_page(SIGNED_IN), own_credential(
+        "POST", "/settings/credentials/anthropic/remove")),
     ("GET", "/admin"): (as_page(ADMIN_ONLY), call("GET", "/admin")),
     ("GET", "/admin/audit"): (as_page(ADMIN_ONLY), call("GET", "/admin/audit")),
     ("GET", "/admin/nodes"): (as_page(ADMIN_ONLY), call("GET", "/admin/nodes")),

@@ -181,6 +181,74 @@ async def test_a_task_streams_text_and_tool_calls_live_then_shows_its_diff(
     assert sorted(await shown_seqs(alice)) == list(range(1, task["last_seq"] + 1))
 
 
+async def test_the_agent_picker_starts_a_task_with_the_chosen_agent_and_model(
+    alice: Session, source_repo: Path
+) -> None:
+    page = alice.page
+    headers = await alice_headers(alice)
+    workspace = await open_workspace(alice, source_repo)
+    picker = page.get_by_label("Agent", exact=True)
+    await expect(picker).to_have_value("claude")
+    await expect(picker.locator("option[value=claude]")).to_have_text(re.compile(r"^Claude Code \d+\.\d+"))
+    codex = picker.locator("option[value=codex]")
+    await expect(codex).to_be_disabled()
+    await expect(codex).to_contain_text("no OpenAI key")
+    await expect(page.get_by_test_id("agent-notes")).to_contain_text("no OpenAI key — add yours under Settings")
+
+    stored = await alice.api.put("/api/me/credentials/openai", json={"api_key": "sk-test-openai"}, headers=headers)
+    assert stored.status_code == 204, stored.text
+    await page.reload()
+    await expect(codex).to_be_enabled()
+    await expect(codex).to_have_text(re.compile(r"^OpenAI Codex \d+\.\d+"))
+    model = page.get_by_label("Model (optional)")
+    await expect(model).to_have_attribute("list", "models-claude")
+    await picker.select_option("codex")
+    # The suggestions and the placeholder follow the agent.
+    await expect(model).to_have_attribute("list", "models-codex")
+    await expect(model).to_have_attribute("placeholder", "gpt-6.2-sol")
+    assert "gpt-6.1-terra" in await page.locator("#models-codex option").evaluate_all(
+        "options => options.map(option => option.value)")
+    await model.fill("gpt-6.1-terra")
+    # Without its key again the turn fails at once, naming the key: the real Codex CLI needs no mock API here.
+    assert (await alice.api.delete("/api/me/credentials/openai", headers=headers)).status_code == 204
+    task_id = await run_task(alice, "@say from codex")
+    await expect(page.get_by_test_id("task-agent")).to_have_text("OpenAI Codex")
+    await expect(page.get_by_test_id("task-model")).to_have_text("gpt-6.1-terra")
+    await expect(page.locator("[data-field=status] .badge")).to_have_text("failed", timeout=60_000)
+    await expect(page.locator("[data-field=error]")).to_contain_text("has no OpenAI key")
+    task = (await alice.api.get(f"/api/tasks/{task_id}", headers=headers)).json()
+    assert (task["agent"], task["model"]) == ("codex", "gpt-6.1-terra")
+    await page.goto(f"/workspaces/{workspace['id']}")
+    await expect(page.locator(f"tr[data-task-id='{task_id}'] .agent-tag")).to_have_text("codex")
+
+
+async def test_without_javascript_the_task_form_still_sends_agent_and_model(
+    browser, live: LiveServer, source_repo: Path
+) -> None:
+    session = await new_session(browser, live, java_script_enabled=False)
+    try:
+        headers = await make_member(session.api, "alice")
+        await sign_in(session, "alice", "alice-password")
+        workspace = await open_workspace(session, source_repo)
+        page = session.page
+        await page.get_by_label("Agent", exact=True).select_option("claude")
+        await page.get_by_label("Model (optional)").fill("haiku")
+        task_id = await run_task(session, "@say no scripts here")
+        await expect(page.get_by_test_id("task-agent")).to_have_text("Claude Code")
+        await expect(page.get_by_test_id("task-model")).to_have_text("haiku")
+        task = await wait_for_task(session.api, headers, task_id, TERMINAL)
+        assert (task["agent"], task["model"], task["status"]) == ("claude", "haiku", "succeeded")
+        # The server checks the agent a form names, as the JSON API does.
+        refused = await session.api.post(f"/workspaces/{workspace['id']}/tasks", headers=headers,
+                                         data={"prompt": "@say hi", "agent": "gpt"})
+        assert refused.status_code == 400
+        assert "agent: no agent &#39;gpt&#39; on this server; choose one of Claude Code (claude)" in refused.text
+    finally:
+        await session.api.aclose()
+        await session.close()
+    assert session.errors == []
+
+
 async def test_a_follow_up_continues_the_same_task(alice: Session, source_repo: Path) -> None:
     page = alice.page
     await open_workspace(alice, source_repo)

@@ -86,13 +86,13 @@ async def test_the_workspace_page_filters_tasks_by_status_author_and_text(alice:
 async def test_settings_keep_the_credential_write_only_and_show_a_token_once(alice: Session) -> None:
     page = alice.page
     await page.goto("/settings")
-    await page.get_by_label("Kind").select_option("api_key")
-    await page.get_by_label("Replace with a new key").fill("sk-ant-secret-value-123")
-    await page.get_by_role("button", name="Save credential").click()
-    await expect(page.get_by_role("status")).to_contain_text("Anthropic credential saved")
-    await expect(page.get_by_test_id("credential-status")).to_contain_text("API key")
-    assert "sk-ant-secret-value-123" not in await page.content()
-    await expect(page.get_by_label("Replace with a new key")).to_have_value("")
+    await page.get_by_label("Kind of Anthropic key").select_option("oauth_token")
+    await page.get_by_label("New Anthropic key or token").fill("sk-ant-oat-secret-value-123")
+    await page.get_by_role("button", name="Save Anthropic key").click()
+    await expect(page.get_by_role("status")).to_contain_text("Anthropic key saved")
+    await expect(page.get_by_test_id("key-anthropic-status")).to_contain_text("OAuth token, saved just now")
+    assert "sk-ant-oat-secret-value-123" not in await page.content()
+    await expect(page.get_by_label("New Anthropic key or token")).to_have_value("")
     await page.get_by_label("Name").fill("laptop")
     await page.get_by_role("button", name="Create token").click()
     token = await page.get_by_test_id("new-token").input_value()
@@ -106,6 +106,73 @@ async def test_settings_keep_the_credential_write_only_and_show_a_token_once(ali
     await page.get_by_role("button", name="Revoke").click()
     await expect(page.get_by_role("status")).to_contain_text("API token revoked")
     assert (await alice.api.get("/api/me", headers={"Authorization": f"Bearer {token}"})).status_code == 401
+
+
+async def test_settings_store_and_remove_an_openai_key(alice: Session) -> None:
+    page = alice.page
+    headers = await api_headers(alice.api, "alice", "alice-password")
+    await page.goto("/settings")
+    status = page.get_by_test_id("key-openai-status")
+    await expect(status).to_contain_text("not set")
+    await expect(page.get_by_role("button", name="Remove OpenAI key")).to_have_count(0)
+    await page.get_by_label("OpenAI API key").fill("sk-proj with-a-space")
+    await page.get_by_role("button", name="Save OpenAI key").click()
+    row = page.locator(".model-key[data-provider=openai]")
+    await expect(row.get_by_role("alert")).to_have_text("the key must not contain spaces or line breaks")
+    await page.get_by_label("OpenAI API key").fill("sk-proj-secret-openai-456")
+    await page.get_by_role("button", name="Save OpenAI key").click()
+    await expect(page.get_by_role("status")).to_contain_text("OpenAI key saved")
+    await expect(status).to_contain_text("set API key, saved just now")
+    assert "sk-proj-secret-openai-456" not in await page.content()
+    await screenshot(page, "settings-model-keys")
+    listed = {c["provider"]: c for c in (await alice.api.get("/api/me/credentials", headers=headers)).json()}
+    assert listed["openai"]["configured"] and listed["openai"]["kind"] == "api_key"
+    assert not listed["gemini"]["configured"]
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Remove OpenAI key").click()
+    await expect(page.get_by_role("status")).to_contain_text("OpenAI key removed")
+    await expect(status).to_contain_text("not set")
+    assert not (await alice.api.get("/api/me/credentials/openai", headers=headers)).json()["configured"]
+
+
+async def test_an_owner_sets_a_team_key_and_a_member_runs_that_providers_agent_with_it(
+    browser, live: LiveServer, source_repo: Path
+) -> None:
+    owner = await new_session(browser, live)
+    editor = await new_session(browser, live)
+    try:
+        alice = await make_member(owner.api, "alice")
+        bob = await make_member(owner.api, "bob")
+        workspace = await ready_workspace(owner.api, alice, source_repo)
+        await owner.api.put(f"/api/workspaces/{workspace['id']}/members/bob", json={"role": "editor"}, headers=alice)
+        await sign_in(owner, "alice", "alice-password")
+        page = owner.page
+        await page.goto(f"/workspaces/{workspace['id']}")
+        await page.get_by_label("Team Google Gemini API key").fill("AIza-team-gemini-789")
+        await page.get_by_role("button", name="Save team Google Gemini key").click()
+        await expect(page.get_by_test_id("team-key-gemini-status")).to_contain_text("set API key, saved just now by alice")
+        assert "AIza-team-gemini-789" not in await page.content()
+        team = await owner.api.get(f"/api/workspaces/{workspace['id']}/credentials/gemini", headers=bob)
+        assert team.json()["configured"] and team.json()["updated_by"] == "alice"
+
+        await sign_in(editor, "bob", "bob-password")
+        await editor.page.goto(f"/workspaces/{workspace['id']}")
+        await expect(editor.page.get_by_test_id("team-key-gemini-status")).to_contain_text("set API key")
+        await expect(editor.page.get_by_role("button", name="Save team Google Gemini key")).to_have_count(0)
+        # Bob has no Gemini key of his own: the team's lets him pick the Gemini CLI.
+        await expect(editor.page.locator("#task-agent option[value=gemini]")).to_be_enabled()
+        await expect(editor.page.locator("#task-agent option[value=codex]")).to_be_disabled()
+
+        page.once("dialog", lambda dialog: dialog.accept())
+        await page.get_by_role("button", name="Remove team Google Gemini key").click()
+        await expect(page.get_by_test_id("team-key-gemini-status")).to_contain_text("not set")
+        await editor.page.reload()
+        await expect(editor.page.locator("#task-agent option[value=gemini]")).to_be_disabled()
+    finally:
+        for session in (owner, editor):
+            await session.api.aclose()
+            await session.close()
+    assert owner.errors == [] and editor.errors == []
 
 
 async def test_admins_manage_users_and_members_are_refused(browser, live: LiveServer) -> None:
@@ -149,8 +216,9 @@ async def test_pages_fit_a_phone_and_follow_the_dark_color_scheme(browser, live:
     try:
         await make_member(phone.api, "alice")
         await sign_in(phone, "alice", "alice-password")
-        _, tasks = await run_tasks(phone, source_repo, ["@say on a phone\n@write phone.txt small screens"])
-        for name, path in (("overview", "/"), ("workspaces", "/workspaces"), ("task", f"/tasks/{tasks[0]['id']}")):
+        workspace, tasks = await run_tasks(phone, source_repo, ["@say on a phone\n@write phone.txt small screens"])
+        for name, path in (("overview", "/"), ("workspaces", "/workspaces"), ("workspace", f"/workspaces/{workspace['id']}"),
+                           ("settings", "/settings"), ("task", f"/tasks/{tasks[0]['id']}")):
             await phone.page.goto(path)
             if name == "task":
                 await expect(phone.page.locator("[data-diff-root] .diff-file")).to_have_count(1)

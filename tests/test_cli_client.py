@@ -92,6 +92,30 @@ def test_run_exits_1_with_one_line_when_the_task_fails(account: Account) -> None
     assert "✗ failed" in result.stdout
 
 
+def test_run_agent_codex_sends_it_and_without_an_openai_key_the_task_fails_saying_so(account: Account) -> None:
+    result = aicode(account.env(), "run", "--agent", "codex", "--model", "gpt-6.1-terra", "-w", "proj", "@say hi")
+    assert_one_error_line(result, 1, "has no OpenAI key")
+    task_id = UUID_RE.search(result.stdout).group(0)
+    assert result.stdout.startswith(f"task on proj: {task_id} · codex (gpt-6.1-terra) · branch aicode/{task_id}")
+    assert re.search(r"^failed · codex \(gpt-6\.1-terra\)", result.stdout, re.M), result.stdout
+    task = account.task(task_id)
+    assert (task["agent"], task["model"], task["status"]) == ("codex", "gpt-6.1-terra", "failed")
+
+
+def test_agents_lists_each_agent_with_its_version_key_and_what_is_missing(account: Account) -> None:
+    result = aicode(account.env(), "agents")
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["NAME", "VERSION", "KEY", "DEFAULT", "MODEL", "MISSING"]
+    by_name = {row.split()[0]: row for row in rows}
+    assert list(by_name) == ["claude", "codex", "gemini"]
+    assert re.match(r"claude\s+2\.1\.0-fake\s+anthropic: yes\s+\(the CLI's\)\s+-$", by_name["claude"])
+    assert re.match(r"codex\s+0\.\d+\.\d+\s+openai: no\s+gpt-6\.2-sol\s+no openai API key", by_name["codex"])
+    assert "Settings → Model keys" in result.stderr
+    listed = json.loads(aicode(account.env(), "agents", "-w", "proj", "--json").stdout)
+    assert [(a["name"], a["credential"]) for a in listed] == [("claude", True), ("codex", False), ("gemini", False)]
+
+
 def test_run_json_prints_every_event_then_the_task(account: Account) -> None:
     result = aicode(account.env(), "run", "--json", "-w", "proj", "@say one\n@write a.txt a\n@say two")
     assert result.returncode == 0, result.stderr
@@ -182,8 +206,9 @@ def test_tasks_lists_and_filters_by_workspace_and_status(account: Account) -> No
     table = aicode(account.env(), "tasks")
     assert table.returncode == 0, table.stderr
     header, *rows = table.stdout.splitlines()
-    assert header.split() == ["ID", "STATUS", "WORKSPACE", "CREATED", "COST", "PROMPT"]
-    assert [row.split()[:3] for row in rows] == [[failed["id"], "failed", "proj"], [done["id"], "succeeded", "proj"]]
+    assert header.split() == ["ID", "STATUS", "WORKSPACE", "AGENT", "CREATED", "COST", "PROMPT"]
+    assert [row.split()[:4] for row in rows] == [[failed["id"], "failed", "proj", "claude"],
+                                                 [done["id"], "succeeded", "proj", "claude"]]
 
 
 def test_workspace_add_waits_for_the_clone_then_list_and_sync_show_it(account: Account, repos_root: Path) -> None:
@@ -257,6 +282,8 @@ def test_an_unknown_task_answers_404_as_one_line(account: Account) -> None:
 def test_bad_usage_exits_2(account: Account) -> None:
     assert aicode(account.env(), "run", "hi").returncode == 2  # no -w
     assert aicode(account.env(), "tasks", "--status", "sleeping").returncode == 2
+    wrong_agent = aicode(account.env(), "run", "--agent", "gpt", "-w", "proj", "hi")
+    assert wrong_agent.returncode == 2 and "invalid choice: 'gpt'" in wrong_agent.stderr
 
 
 

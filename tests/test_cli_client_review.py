@@ -180,13 +180,17 @@ class McpSession:
         self.process.communicate(timeout=15)  # closes stdin, drains and closes stdout and stderr
 
 
+def _initialized(session: McpSession) -> None:
+    started = session.send("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                          "clientInfo": {"name": "test", "version": "1"}})
+    assert started["serverInfo"]["name"] == "aicode"
+    session.send("notifications/initialized", notify=True)
+
+
 def test_mcp_lists_its_tools_and_creates_a_task(account: Account) -> None:
     session = McpSession(account.env())
     try:
-        started = session.send("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                                              "clientInfo": {"name": "test", "version": "1"}})
-        assert started["serverInfo"]["name"] == "aicode"
-        session.send("notifications/initialized", notify=True)
+        _initialized(session)
         tools = {tool["name"]: tool for tool in session.send("tools/list")["tools"]}
         assert set(tools) == {"create_task", "get_task", "list_tasks", "task_diff"}
         assert tools["create_task"]["inputSchema"]["required"] == ["workspace", "prompt"]
@@ -205,3 +209,25 @@ def test_mcp_lists_its_tools_and_creates_a_task(account: Account) -> None:
         session.close()
     assert session.process.returncode == 0
 
+
+def test_mcp_create_task_passes_the_agent_on(account: Account) -> None:
+    session = McpSession(account.env())
+    try:
+        _initialized(session)
+        tools = {tool["name"]: tool for tool in session.send("tools/list")["tools"]}
+        agent = tools["create_task"]["inputSchema"]["properties"]["agent"]
+        assert {"enum": ["claude", "codex", "gemini"], "type": "string"} in agent["anyOf"]
+        created = session.send("tools/call", {"name": "create_task", "arguments": {
+            "workspace": "proj", "prompt": "@say hi", "agent": "gemini"}})
+        assert not created.get("isError"), created
+        assert created["structuredContent"]["agent"] == "gemini"
+        # alice has no Gemini key: the turn fails at once, saying which key is missing.
+        task = account.wait(created["structuredContent"]["id"])
+        assert task["agent"] == "gemini" and task["status"] == "failed"
+        assert "has no Google Gemini key" in task["error"]
+        wrong = session.send("tools/call", {"name": "create_task", "arguments": {
+            "workspace": "proj", "prompt": "@say hi", "agent": "gpt"}})
+        assert wrong["isError"]
+    finally:
+        session.close()
+    assert session.process.returncode == 0

@@ -6,6 +6,7 @@ The protocol is described in docs/claude-stream-json.md (shared docs); field lis
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +39,7 @@ class ClaudeDriver:
 
     name = "claude"
     label = "Claude Code"
+    live = True  # one process for a whole session, prompts on stdin
     provider = "anthropic"
     executable = "claude"
     config_dir = "/home/agent/.claude"
@@ -46,7 +48,10 @@ class ClaudeDriver:
 
     def command(self, turn: AgentTurn, access: ModelAccess | None = None) -> list[str]:
         """The argv of `claude -p … --output-format stream-json --verbose` for `turn`."""
-        argv = ["claude", "-p", "--output-format", "stream-json", "--verbose"]
+        # --include-partial-messages: text deltas for live viewers (never stored; see LIVE_ONLY).
+        argv = ["claude", "-p", "--output-format", "stream-json", "--verbose", "--include-partial-messages"]
+        if turn.live:
+            argv.append("--input-format=stream-json")  # one user message per line on stdin, one turn each
         # Values go in the `--flag=value` form, so one starting with "-" is never taken for a flag.
         if turn.resume_session_id is not None:
             argv.append(f"--resume={turn.resume_session_id}")
@@ -60,11 +65,25 @@ class ClaudeDriver:
             argv.append(f"--permission-mode={turn.permission_mode}")
         if turn.append_system_prompt is not None:
             argv.append(f"--append-system-prompt={turn.append_system_prompt}")
+        if turn.live:
+            return argv
         # `-p` is a boolean flag and the prompt a positional argument: after "--" a prompt such as
         # "--help" or "-x" is still the prompt (checked against the real CLI 2.1.x; without "--" it
         # fails with "unknown option"). An argument rather than stdin keeps the exec a plain argv.
         argv += ["--", turn.prompt]
         return argv
+
+    @staticmethod
+    def user_message(prompt: str) -> bytes:
+        """One prompt for a live session, as a stream-json input line."""
+        line = {"type": "user", "message": {"role": "user", "content": prompt}}
+        return json.dumps(line, ensure_ascii=False).encode() + b"\n"
+
+    @staticmethod
+    def interrupt_request(request_id: str) -> bytes:
+        """The control request that stops the running turn (it then ends with an aborted result)."""
+        line = {"type": "control_request", "request_id": request_id, "request": {"subtype": "interrupt"}}
+        return json.dumps(line).encode() + b"\n"
 
     def environment(
         self, access: ModelAccess | None, passthrough: Mapping[str, str], config_dir: str
@@ -91,7 +110,8 @@ class ClaudeStreamParser(JsonLinesParser):
     def __init__(self) -> None:
         super().__init__()
         self._session_id: str | None = None
-        self._message_tokens: dict[str, TokenCount] = {}  # per API message id: its blocks repeat one usage
+        self._message_tokens: dict[str, TokenCount] = {}
+        self._streaming_id: str | None = None  # the API message whose text deltas are arriving  # per API message id: its blocks repeat one usage
         self._outcome: TurnOutcome | None = None
         self._finished = False
         self._handlers = {
@@ -100,7 +120,7 @@ class ClaudeStreamParser(JsonLinesParser):
             "user": self._on_user,
             "result": self._on_result,
             "rate_limit_event": _on_rate_limit,
-            "stream_event": lambda _obj: [],  # partial deltas: the complete assistant lines follow
+            "stream_event": self._on_stream_event,
         }
 
     def finish(self, exit_code: int | None, stderr_tail: str) -> tuple[list[AgentEvent], TurnOutcome]:
@@ -121,6 +141,11 @@ class ClaudeStreamParser(JsonLinesParser):
         self._finished = True
         return events, self._outcome
 
+    def take_outcome(self) -> TurnOutcome | None:
+        """The outcome of the turn whose result line came last, once (a live session's turns end one by one)."""
+        outcome, self._outcome = self._outcome, None
+        return outcome
+
     def _outcome_without_result(self, error: str) -> TurnOutcome:
         tokens = self._running_tokens()
         return TurnOutcome(
@@ -131,6 +156,20 @@ class ClaudeStreamParser(JsonLinesParser):
 
     def _running_tokens(self) -> TokenCount:
         return sum(self._message_tokens.values(), TokenCount())
+
+    def _on_stream_event(self, obj: dict[str, Any]) -> list[AgentEvent]:
+        """Text as it is generated (`--include-partial-messages`), for live viewers only: the complete
+        assistant line with the same text follows and is what is stored."""
+        event = as_dict(obj.get("event"))
+        kind = event.get("type")
+        if kind == "message_start":
+            self._streaming_id = as_str(as_dict(event.get("message")).get("id"))
+        elif kind == "content_block_delta" and obj.get("parent_tool_use_id") is None:
+            delta = as_dict(event.get("delta"))
+            text = as_str(delta.get("text"))
+            if delta.get("type") == "text_delta" and text:
+                return [AgentEvent("message.delta", {"message_id": self._streaming_id, "text": text})]
+        return []
 
     def _on_system(self, obj: dict[str, Any]) -> list[AgentEvent]:
         subtype = as_str(obj.get("subtype")) or "system"

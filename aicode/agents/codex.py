@@ -55,6 +55,7 @@ class CodexDriver:
 
     name = "codex"
     label = "OpenAI Codex"
+    live = False  # one process per prompt: a session keeps only the container alive
     provider = "openai"
     executable = "codex"
     config_dir = "/home/agent/.codex"

@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["AgentEvent", "TokenCount", "TurnOutcome", "cap_utf8", "notice", "tail_utf8", "turn_completed"]
+__all__ = ["LIVE_ONLY", "AgentEvent", "TokenCount", "TurnOutcome", "cap_utf8", "notice", "tail_utf8", "turn_completed"]
+
+
+# Event types sent to live viewers only, never stored: `message.delta` {message_id, text} is text as the
+# model generates it; the whole `message` still follows, so a replay misses nothing.
+LIVE_ONLY = frozenset({"message.delta"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,7 @@ class GeminiDriver:
 
     name = "gemini"
     label = "Google Gemini CLI"
+    live = False  # one process per prompt: a session keeps only the container alive
     provider = "gemini"
     executable = "gemini"
     config_dir = "/home/agent/.gemini-cli"
@@ -145,8 +146,10 @@ class GeminiStreamParser(JsonLinesParser):
             return []
         self._messages += 1
         self._last_message = text
-        message_id = f"{self._session_id or 'gemini'}-{self._messages}"
-        return [AgentEvent("message", {"message_id": message_id, "kind": "text", "text": text})]
+        return [AgentEvent("message", {"message_id": self._message_id(self._messages), "kind": "text", "text": text})]
+
+    def _message_id(self, number: int) -> str:
+        return f"{self._session_id or 'gemini'}-{number}"
 
     def _on_init(self, obj: dict[str, Any]) -> list[AgentEvent]:
         self._session_id = as_str(obj.get("session_id")) or self._session_id
@@ -160,7 +163,9 @@ class GeminiStreamParser(JsonLinesParser):
         content = as_str(obj.get("content")) or ""
         if obj.get("delta") is True:
             self._text.append(content)
-            return []
+            # Live viewers see the text as it comes; the whole message is stored once it is complete.
+            return [AgentEvent("message.delta", {"message_id": self._message_id(self._messages + 1),
+                                                 "text": content})] if content else []
         return [*self._flush(), *self._whole(content)]
 
     def _whole(self, content: str) -> list[AgentEvent]:

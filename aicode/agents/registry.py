@@ -35,6 +35,7 @@ class AgentDriver(Protocol):
     config_dir: str  # where in the container it keeps its state: the task's volume, kept across turns
     default_model: str | None
     models: tuple[str, ...]  # models to offer; any other name the provider knows works too
+    live: bool  # takes a session's prompts on stdin, one process throughout (else one process per prompt)
 
     def command(self, turn: AgentTurn, access: ModelAccess | None) -> list[str]:
         """The agent's argv for `turn` (reaching the model as `access` says)."""

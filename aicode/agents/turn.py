@@ -31,9 +31,11 @@ class AgentTurn:
     # What the agent's session used before this turn, for CLIs that report a resumed session's running
     # totals rather than the turn's own figures (Codex).
     usage_before: TokenCount = TokenCount()
+    # A live session: the agent reads its prompts from stdin, one per turn, and `prompt` is unused.
+    live: bool = False
 
     def __post_init__(self) -> None:
-        if not self.prompt.strip():
+        if not self.live and not self.prompt.strip():
             raise ValueError("the prompt is empty")
         if self.max_turns is not None and self.max_turns < 1:
             raise ValueError("max_turns must be at least 1")

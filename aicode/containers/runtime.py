@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiodocker
 import aiohttp
@@ -40,6 +41,38 @@ class ExecResult:
     # The container itself had stopped (or was gone) when the process ended: killed from outside, or
     # its engine restarted. Then a SIGKILL'd process says nothing about its memory.
     container_stopped: bool = False
+
+
+class LiveExec:
+    """A process in a container whose stdin is open: lines go in with `send`, output comes out of `output`."""
+
+    def __init__(self, runtime: ContainerRuntime, container_id: str, execution: Any, stream: Any,
+                 result: ExecResult) -> None:
+        self._runtime = runtime
+        self._container_id = container_id
+        self._execution = execution
+        self._stream = stream
+        self._result = result
+
+    async def send(self, data: bytes) -> None:
+        try:
+            await self._stream.write_in(data)
+        except (aiohttp.ClientError, OSError, RuntimeError) as exc:
+            raise ContainerError(f"the agent's input is closed ({type(exc).__name__})") from None
+
+    async def output(self) -> AsyncIterator[OutputChunk]:
+        """stdout and stderr as they come, until the process exits; then `result` is filled."""
+        try:
+            while (message := await self._stream.read_out()) is not None:
+                yield OutputChunk(stream=message.stream, data=message.data)
+            info = await self._execution.inspect()
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ContainerError(f"the connection to the agent broke ({type(exc).__name__})") from None
+        except aiodocker.DockerError as exc:
+            raise ContainerError(f"running the agent failed: {exc.message}") from None
+        self._result.exit_code = info.get("ExitCode")
+        self._result.oom_killed, self._result.container_stopped = await self._runtime.container_state(
+            self._container_id)
 
 
 class ContainerRuntime:
@@ -87,7 +120,7 @@ class ContainerRuntime:
         except aiodocker.DockerError as exc:
             raise ContainerError(f"running the agent failed: {exc.message}") from None
         result.exit_code = info.get("ExitCode")
-        result.oom_killed, result.container_stopped = await self._container_state(container_id)
+        result.oom_killed, result.container_stopped = await self.container_state(container_id)
 
     async def image_id(self, image: str) -> str | None:
         """The id of the image a tag names on the engine; None when the engine has no such image."""
@@ -102,6 +135,28 @@ class ContainerRuntime:
                 raise ContainerError(self._engine.unreachable(exc).detail) from None
             raise ContainerError(f"could not inspect the image {image!r}: {exc.message}") from None
         return str(info.get("Id") or "") or None
+
+    @contextlib.asynccontextmanager
+    async def open(self, container_id: str, argv: Sequence[str], env: Mapping[str, str],
+                   result: ExecResult) -> AsyncIterator[LiveExec]:
+        """Start `argv` in the container with its stdin open, for a process that is talked to (a live agent
+        session); `result` is filled once its output ends. Leaving the block closes the connection."""
+        container = self._client().containers.container(container_id)
+        try:
+            execution = await container.exec(list(argv), stdout=True, stderr=True, stdin=True,
+                                             environment=dict(env))
+            stream = execution.start(detach=False)
+            await stream.__aenter__()
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ContainerError(self._engine.unreachable(exc).detail) from None
+        except aiodocker.DockerError as exc:
+            raise ContainerError(f"running the agent failed: {exc.message}") from None
+        live = LiveExec(self, container_id, execution, stream, result)
+        try:
+            yield live
+        finally:
+            with contextlib.suppress(Exception):
+                await stream.close()
 
     async def pid(self, container_id: str) -> int:
         """The host pid of the container's first process (it must be running)."""
@@ -135,7 +190,7 @@ class ContainerRuntime:
             raise ContainerError(f"could not list containers: {exc.message}") from None
         return [c.id for c in containers]
 
-    async def _container_state(self, container_id: str) -> tuple[bool, bool]:
+    async def container_state(self, container_id: str) -> tuple[bool, bool]:
         """(OOM-killed, stopped) of the container after a process in it ended."""
         try:
             info = await self._client().containers.container(container_id).show()

@@ -48,7 +48,9 @@ def _sse(events: AsyncIterator[WireEvent]) -> AsyncIterator[ServerSentEventMessa
             if event is None:
                 yield ServerSentEventMessage(comment="heartbeat")
             else:
-                yield ServerSentEventMessage(data=event.json, event=event.type, id=event.seq)
+                # A live-only event has no seq: no id, so Last-Event-ID keeps pointing at the last stored one.
+                yield ServerSentEventMessage(data=event.json, event=event.type,
+                                             id=None if event.ephemeral else event.seq)
 
     return messages()
 

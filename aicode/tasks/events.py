@@ -49,6 +49,16 @@ class WireEvent:
     def of(cls, event: TaskEvent) -> WireEvent:
         return cls(event.seq, event.type, json.dumps(event.to_json(), separators=(",", ":")))
 
+    @classmethod
+    def live(cls, kind: str, data: dict[str, Any]) -> WireEvent:
+        """An event for live viewers only (text as it is typed, a session ready for its next prompt): never
+        stored, so it has no seq (0 here, left out of its JSON) and is absent from any replay."""
+        return cls(0, kind, json.dumps({"type": kind, "data": data}, separators=(",", ":")))
+
+    @property
+    def ephemeral(self) -> bool:
+        return self.seq == 0
+
     def encode(self) -> bytes:
         # "<seq> <type> <json>": readers learn seq and type without parsing the JSON.
         return f"{self.seq} {self.type} {self.json}".encode()
@@ -115,6 +125,12 @@ class TaskEventBus:
                 waited += delay
                 delay = min(delay * 2, 4.0)
 
+    def broadcast(self, task_id: UUID, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Send live-only events to whoever follows the task now; nothing is stored (see `WireEvent.live`)."""
+        if events:
+            lines = [WireEvent.live(kind, data).encode() for kind, data in events]
+            self._channels.publish(b"\n".join(lines), task_channel(task_id))
+
     def _publish(self, events: list[TaskEvent]) -> None:
         # One message per task per batch, however many events it holds: a busy agent's events go out
         # in few publishes (Redis is sent them one publish at a time).
@@ -168,6 +184,9 @@ class TaskEventBus:
                             return
                         continue
                     event = WireEvent.decode(raw)
+                    if event.ephemeral:
+                        yield event
+                        continue
                     if event.seq <= last:
                         continue
                     while event.seq > last + 1:

@@ -8,6 +8,7 @@ import contextlib
 from typing import Any
 from uuid import UUID
 
+from aicode.agents.events import LIVE_ONLY, AgentEvent
 from aicode.agents.lines import LineSplitter
 from aicode.agents.registry import StreamParser
 from aicode.containers.runtime import STDERR, ContainerError, ContainerRuntime, ExecResult
@@ -86,15 +87,20 @@ class AgentExecution:
                     tail.extend(chunk.data)
                     del tail[:-_STDERR_TAIL]
                     continue
-                events = [e for line in lines.feed(chunk.data) for e in parser.feed(line)]
-                if events:
-                    pending.put_nowait([(e.type, e.data) for e in events])
-            trailing = [e for line in lines.flush() for e in parser.feed(line)]
-            if trailing:
-                pending.put_nowait([(e.type, e.data) for e in trailing])
+                self._route(task_id, [e for line in lines.feed(chunk.data) for e in parser.feed(line)], pending)
+            self._route(task_id, [e for line in lines.flush() for e in parser.feed(line)], pending)
         finally:
             pending.put_nowait(None)
             await writer
+
+    def _route(self, task_id: UUID, events: list[AgentEvent], pending: asyncio.Queue[EventBatch | None]) -> None:
+        """Live-only events straight to the viewers; the rest to the writer, which stores them in order."""
+        live = [(e.type, e.data) for e in events if e.type in LIVE_ONLY]
+        stored = [(e.type, e.data) for e in events if e.type not in LIVE_ONLY]
+        if live:
+            self._bus.broadcast(task_id, live)
+        if stored:
+            pending.put_nowait(stored)
 
     async def _write_events(self, task_id: UUID, pending: asyncio.Queue[EventBatch | None]) -> None:
         """Batch by backlog: one event when the agent is quiet, thousands per transaction when it floods."""

@@ -68,6 +68,7 @@ class TaskRecord:
     pushed_commit: str | None = None  # what the last push left there
     pull_request: dict[str, Any] | None = None  # {url, number, state, draft}
     origin: dict[str, Any] | None = None  # the forge comment that started the task
+    kind: str = "task"  # "session": its container and agent process stay alive between prompts
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> TaskRecord:
@@ -90,6 +91,7 @@ class NewTask:
     branch: str
     max_cost_usd: float | None
     origin: dict[str, Any] | None = None  # the forge comment that asked for it
+    kind: str = "task"  # or "session"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ _PLAIN_COLUMNS = (
     "id, workspace_id, user_id, agent, prompt, model, max_turns, timeout_s, base_branch, branch, base_commit,"
     " head_commit, session_id, status, error, pending_prompt, turns, cost_usd, input_tokens, output_tokens,"
     " cache_read_tokens, cache_write_tokens, last_seq, created_at, started_at, finished_at, updated_at, max_cost_usd,"
-    " node, remote_branch, pushed_commit, pull_request, origin"
+    " node, remote_branch, pushed_commit, pull_request, origin, kind"
 ).split(", ")
 
 
@@ -49,10 +49,10 @@ class TaskRepo:
         """The task, queued, with its prompt as the pending turn's."""
         row = await self._x(conn).fetchrow(
             f"""INSERT INTO tasks (id, workspace_id, user_id, agent, prompt, pending_prompt, model, max_turns,
-                                   timeout_s, base_branch, branch, max_cost_usd, origin)
-                VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {_COLUMNS}""",
+                                   timeout_s, base_branch, branch, max_cost_usd, origin, kind)
+                VALUES ($1, $2, $3, $4, $5, nullif($5, ''), $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {_COLUMNS}""",
             new.id, new.workspace_id, new.user_id, new.agent, new.prompt, new.model, new.max_turns, new.timeout_s,
-            new.base_branch, new.branch, new.max_cost_usd, new.origin,
+            new.base_branch, new.branch, new.max_cost_usd, new.origin, new.kind,
         )
         assert row is not None
         return TaskRecord.from_row(row)

@@ -66,6 +66,7 @@ class TurnPlan:
     network: str  # the container's Docker network mode
     author: tuple[str, str]
     grant: TurnGrant | None = None
+    access: ModelAccess | None = None  # the agent's way to the gateway (a session builds later turns' argv with it)
     # On the agent network: the gateway address and ports, the only ones the container may reach.
     confine_to: tuple[str, tuple[int, ...]] | None = None
 
@@ -115,8 +116,10 @@ class TurnPlanner:
                           "allowlist or none, or a network an admin listed in AICODE_OPEN_NETWORKS")
 
     @asynccontextmanager
-    async def plan(self, task: TaskRecord, workspace: WorkspaceRecord) -> AsyncIterator[TurnPlan]:
-        """The turn's command, environment and network; its capability token is revoked when the block ends."""
+    async def plan(self, task: TaskRecord, workspace: WorkspaceRecord, *, live: bool = False
+                   ) -> AsyncIterator[TurnPlan]:
+        """The turn's command, environment and network; its capability token is revoked when the block ends.
+        `live`: a session's, whose agent (if its CLI can) takes the prompts on stdin for as long as it runs."""
         author = await self.author(task.turn_user_id)
         try:
             driver = driver_for(task.agent)
@@ -134,7 +137,8 @@ class TurnPlanner:
         before = TokenCount(task.input_tokens, task.output_tokens, task.cache_read_tokens, task.cache_write_tokens)
         turn = AgentTurn(prompt=task.pending_prompt or task.prompt, model=task.model, max_turns=task.max_turns,
                          resume_session_id=task.session_id,
-                         usage_before=before if task.session_id is not None else TokenCount())
+                         usage_before=before if task.session_id is not None else TokenCount(),
+                         live=live and driver.live)
         extra: dict[str, str] = {}
         grant, access, confine_to = None, None, None
         if policy != "none":
@@ -152,7 +156,7 @@ class TurnPlanner:
             env |= {"HOME": AGENT_HOME, "GIT_AUTHOR_NAME": author[0], "GIT_AUTHOR_EMAIL": author[1],
                     "GIT_COMMITTER_NAME": COMMITTER[0], "GIT_COMMITTER_EMAIL": COMMITTER[1], **extra}
             yield TurnPlan(driver=driver, turn=turn, argv=argv, env=env, network=network, author=author, grant=grant,
-                           confine_to=confine_to)
+                           access=access, confine_to=confine_to)
         finally:
             if grant is not None:
                 await self._grants.revoke(grant)

@@ -1,5 +1,5 @@
-"""Sign in (password or single sign-on) and out, and the settings page: the Anthropic credential
-(write-only) and personal API tokens."""
+"""Sign in (password or single sign-on) and out, and the settings page: model keys per provider
+(write-only), forge logins and personal API tokens."""
 
 from __future__ import annotations
 
@@ -22,25 +22,32 @@ from aicode.auth.security import SESSION_COOKIE
 from aicode.auth.service import AuthService
 from aicode.auth.sso.config import SingleSignOn
 from aicode.auth.sso.state import SIGN_IN_STATE_TTL_S
-from aicode.credentials.controller import ModelCredentialIn
-from aicode.credentials.providers import ANTHROPIC
+from aicode.credentials.providers import PROVIDER_LABELS
 from aicode.credentials.service import CredentialService
-from aicode.errors import AicodeError, AuthenticationError, InvalidInputError
+from aicode.errors import AicodeError, AuthenticationError
 from aicode.forges.hooks import ForgeHooks
 from aicode.forges.schemas import ForgeIdentitiesUpdate
 from aicode.web.errors import safe_next
 from aicode.web.forms import form_values, parse_form
+from aicode.web.model_keys import checked_provider, own_keys, submitted_key
 from aicode.web.templating import page
 
 __all__ = ["SessionPages", "SettingsPages"]
 
 # What a redirect back to /settings says it did (a query flag instead of server-side flash state).
 _DONE = {
-    "credential": "Anthropic credential saved. It is stored encrypted and will not be shown again.",
-    "credential-removed": "Anthropic credential removed.",
+    "key": "{provider} key saved. It is stored encrypted and will not be shown again.",
+    "key-removed": "{provider} key removed.",
     "revoked": "API token revoked.",
     "forge": "Forge logins saved.",
 }
+
+
+def _notice(done: str | None, provider: str | None) -> str | None:
+    notice = _DONE.get(done or "")
+    if notice is None or "{provider}" not in notice:
+        return notice
+    return notice.format(provider=PROVIDER_LABELS[provider]) if provider in PROVIDER_LABELS else None
 
 
 # The OIDC sign-in's state, nonce and PKCE verifier (encrypted) while the visitor is at the provider;
@@ -141,35 +148,36 @@ class SettingsPages(Controller):
     async def settings(
         self, request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService],
         credential_service: NamedDependency[CredentialService], done: FromQuery[str | None] = None,
+        provider: FromQuery[str | None] = None,
     ) -> Template:
-        return await self._render(request, auth_service, credential_service, notice=_DONE.get(done or ""))
+        return await self._render(request, auth_service, credential_service, notice=_notice(done, provider))
 
-    @post("/credential")
-    async def store_credential(
-        self, request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService],
-        credential_service: NamedDependency[CredentialService],
+    @post("/credentials/{provider:str}")
+    async def store_key(
+        self, provider: FromPath[str], request: Request[UserRecord, Any, Any],
+        auth_service: NamedDependency[AuthService], credential_service: NamedDependency[CredentialService],
     ) -> Response[Any]:
-        """Store the key or token; the page never shows it back, only its kind and when it was saved."""
-        values = await form_values(request, ("kind", "secret"))
+        """Store the provider's key or token; the page never shows it back, only its kind and when it was saved."""
+        provider = checked_provider(provider)
         try:
-            kind = values.get("kind", "api_key")
-            if kind not in ("api_key", "oauth_token"):
-                raise InvalidInputError("choose an API key or an OAuth token")
-            parse_form({kind: values.get("secret", "")}, ModelCredentialIn)
-            if any(ch.isspace() for ch in values.get("secret", "")):
-                raise InvalidInputError("the key must not contain spaces or line breaks")
-            await credential_service.store(request.user, ANTHROPIC, kind, values["secret"])
+            await credential_service.store(request.user, provider, *await submitted_key(request, provider))
         except AicodeError as exc:
             return await self._render(request, auth_service, credential_service, status_code=exc.status_code,
-                                      credential_error=exc.detail)
-        return Redirect("/settings?done=credential", status_code=HTTP_303_SEE_OTHER)
+                                      key_errors={provider: exc.detail})
+        return Redirect(f"/settings?done=key&provider={provider}#keys-head", status_code=HTTP_303_SEE_OTHER)
 
-    @post("/credential/remove")
-    async def remove_credential(
-        self, request: Request[UserRecord, Any, Any], credential_service: NamedDependency[CredentialService],
-    ) -> Redirect:
-        await credential_service.remove(request.user, ANTHROPIC)
-        return Redirect("/settings?done=credential-removed", status_code=HTTP_303_SEE_OTHER)
+    @post("/credentials/{provider:str}/remove")
+    async def remove_key(
+        self, provider: FromPath[str], request: Request[UserRecord, Any, Any],
+        auth_service: NamedDependency[AuthService], credential_service: NamedDependency[CredentialService],
+    ) -> Response[Any]:
+        provider = checked_provider(provider)
+        try:
+            await credential_service.remove(request.user, provider)
+        except AicodeError as exc:  # already removed (another tab)
+            return await self._render(request, auth_service, credential_service, status_code=exc.status_code,
+                                      key_errors={provider: exc.detail})
+        return Redirect(f"/settings?done=key-removed&provider={provider}#keys-head", status_code=HTTP_303_SEE_OTHER)
 
     @post("/forge-identities")
     async def link_forge_logins(
@@ -214,10 +222,10 @@ class SettingsPages(Controller):
         request: Request[UserRecord, Any, Any], auth_service: AuthService, credential_service: CredentialService,
         *, status_code: int = 200, **context: Any,
     ) -> Template:
-        credential = await credential_service.describe(request.user.id, ANTHROPIC)
+        keys = await own_keys(credential_service, request.user.id)
         tokens = await auth_service.list_api_tokens(request.user)
         month_spent = await request.app.state.usage_repo.month_spent_by_user(request.user.id)
         forge_identities = await request.app.state.forge_hooks.identities(request.user)
-        return page("settings.html", status_code=status_code, nav="settings", credential=credential,
+        return page("settings.html", status_code=status_code, nav="settings", keys=keys,
                     tokens=tokens, month_spent=month_spent, budget=request.user.monthly_budget_usd,
                     forge_identities=forge_identities, **context)

@@ -11,6 +11,7 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from aicode.access.policy import Action, listing_scope, permits
+from aicode.agents.registry import UnknownAgent, driver_for
 from aicode.auth.models import UserRecord
 from aicode.errors import NotFoundError
 from aicode.forges.models import ForgeSettings
@@ -63,6 +64,11 @@ class TaskPages(Controller):
         workspace = await workspace_service.get(request.user, task.workspace_id)
         role = await workspace_service.role(request.user, workspace.id)
         may_publish = permits(role, Action.PUBLISH, admin=request.user.is_admin)
+        try:
+            default_model = driver_for(task.agent).default_model
+        except UnknownAgent:  # a task from a server that had a driver this one lacks
+            default_model = None
         return page("task.html", nav="workspaces", task=task, row=row, terminal=task.status in TERMINAL_STATUSES,
+                    default_model=default_model,
                     can_push=may_publish and not workspace.repo_url.startswith("/"),
                     forge=ForgeSettings.from_json(workspace.forge) if may_publish else None)

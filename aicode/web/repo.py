@@ -17,7 +17,7 @@ from aicode.db.pool import Database
 
 __all__ = ["DashboardRepo", "TaskFilter", "TaskRow", "WorkspaceUsage"]
 
-_ROW_COLUMNS = """t.id, t.workspace_id, w.name AS workspace_name, u.username, t.status, t.prompt, t.cost_usd,
+_ROW_COLUMNS = """t.id, t.workspace_id, w.name AS workspace_name, u.username, t.agent, t.status, t.prompt, t.cost_usd,
     t.input_tokens, t.output_tokens, t.created_at, t.started_at, t.finished_at"""
 _FROM_VISIBLE = f"""FROM tasks t JOIN workspaces w ON w.id = t.workspace_id JOIN users u ON u.id = t.user_id
     WHERE {visible_to("t.workspace_id", "$1")}"""
@@ -31,6 +31,7 @@ class TaskRow:
     workspace_id: UUID
     workspace_name: str
     username: str
+    agent: str
     status: str
     prompt: str
     cost_usd: float

@@ -11,6 +11,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.template.config import TemplateConfig
 
+from aicode.agents.registry import UnknownAgent, driver_for
 from aicode.http.security_headers import BASELINE_HEADERS
 from aicode.resources import resource_dir
 
@@ -78,6 +79,13 @@ def _iso(value: datetime | None) -> str:
     return value.isoformat() if value is not None else ""
 
 
+def _agent_label(name: str) -> str:
+    try:
+        return driver_for(name).label
+    except UnknownAgent:
+        return name
+
+
 def _asset_versions(folder: Path) -> dict[str, str]:
     """A content hash per static file, so a changed file gets a new URL and browsers never run a stale one."""
     if not folder.is_dir():
@@ -94,7 +102,7 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
 
     def configure(engine: JinjaTemplateEngine) -> None:
         env = engine.engine
-        env.filters.update(ago=_ago, duration=_duration, usd=_usd, count=_count, iso=_iso)
+        env.filters.update(ago=_ago, duration=_duration, usd=_usd, count=_count, iso=_iso, agent_label=_agent_label)
         env.globals["asset"] = asset
         env.trim_blocks = True
         env.lstrip_blocks = True

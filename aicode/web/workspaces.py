@@ -1,4 +1,5 @@
-"""Workspace pages: the list with the create form and sync buttons, and one workspace with its tasks."""
+"""Workspace pages: the list with the create form and sync buttons, and one workspace with its tasks,
+members, team model keys and forge settings."""
 
 from __future__ import annotations
 
@@ -12,18 +13,21 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from aicode.access.members import MemberService
-from aicode.access.policy import Action, Role, listing_scope, permits
+from aicode.access.policy import Action, Role
 from aicode.auth.models import UserRecord
+from aicode.credentials.service import CredentialService
 from aicode.errors import AicodeError
 from aicode.forges.hooks import ForgeHooks
 from aicode.http.urls import redact_userinfo, without_userinfo
 from aicode.tasks.models import STATUSES
 from aicode.tasks.schemas import TaskCreate
 from aicode.tasks.service import TaskService
+from aicode.web.agent_picker import checked_agent
 from aicode.web.forms import form_values, parse_form
-from aicode.web.repo import DashboardRepo, TaskFilter
+from aicode.web.model_keys import checked_provider, submitted_key
+from aicode.web.repo import TaskFilter
 from aicode.web.templating import page
-from aicode.workspaces.models import WorkspaceRecord
+from aicode.web.workspace_page import WorkspacePage
 from aicode.workspaces.schemas import WorkspaceCreate, WorkspaceUpdate
 from aicode.workspaces.service import WorkspaceService
 
@@ -31,8 +35,7 @@ __all__ = ["WorkspacePages"]
 
 _WORKSPACE_FIELDS = ("name", "repo_url", "repo_token", "default_branch", "image", "network", "egress_allow")
 _LIMIT_FIELDS = ("cpus", "memory_mb", "pids")
-_TASK_FIELDS = ("prompt", "base_branch", "model", "max_turns", "max_cost_usd")
-TASKS_SHOWN = 100
+_TASK_FIELDS = ("prompt", "agent", "base_branch", "model", "max_turns", "max_cost_usd")
 
 
 async def _workspace_request(request: Request[Any, Any, Any]) -> WorkspaceCreate:
@@ -87,36 +90,36 @@ class WorkspacePages(Controller):
     @get("/{workspace_id:uuid}")
     async def workspace(
         self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
-        workspace_service: NamedDependency[WorkspaceService], dashboard: NamedDependency[DashboardRepo],
-        member_service: NamedDependency[MemberService],
+        workspace_service: NamedDependency[WorkspaceService], workspace_page: NamedDependency[WorkspacePage],
         status: FromQuery[str | None] = None, who: FromQuery[str | None] = None,
         q: FromQuery[str | None] = None,
     ) -> Template:
         workspace = await workspace_service.get(request.user, workspace_id)
         found = TaskFilter(status=status if status in STATUSES else None, username=who, text=q)
-        return await self._render_workspace(request, workspace, dashboard, member_service, found)
+        return await workspace_page.render(request, workspace, found)
 
     @post("/{workspace_id:uuid}/tasks")
     async def submit(
         self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
         workspace_service: NamedDependency[WorkspaceService], task_service: NamedDependency[TaskService],
-        dashboard: NamedDependency[DashboardRepo], member_service: NamedDependency[MemberService],
+        workspace_page: NamedDependency[WorkspacePage],
     ) -> Response[Any]:
         """Queue the task and open its page, where it streams live."""
         workspace = await workspace_service.get(request.user, workspace_id)
         values = await form_values(request, _TASK_FIELDS)
         try:
+            values["agent"] = checked_agent(values.get("agent"))
             data = parse_form(values, TaskCreate)
             task = await task_service.submit(request.user, workspace.id, data)
         except AicodeError as exc:
-            return await self._render_workspace(request, workspace, dashboard, member_service, TaskFilter(),
-                                                status_code=exc.status_code, task_error=exc.detail, form=values)
+            return await workspace_page.render(request, workspace, status_code=exc.status_code,
+                                               task_error=exc.detail, form=values)
         return Redirect(f"/tasks/{task.id}", status_code=HTTP_303_SEE_OTHER)
 
     @post("/{workspace_id:uuid}/members")
     async def put_member(
         self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
-        workspace_service: NamedDependency[WorkspaceService], dashboard: NamedDependency[DashboardRepo],
+        workspace_service: NamedDependency[WorkspaceService], workspace_page: NamedDependency[WorkspacePage],
         member_service: NamedDependency[MemberService],
     ) -> Response[Any]:
         """Add a member or change a role (owners); the page shows the outcome."""
@@ -126,17 +129,17 @@ class WorkspacePages(Controller):
             role = Role(values.get("role", ""))
             await member_service.put(request.user, workspace.id, values.get("username", ""), role)
         except ValueError:
-            return await self._render_workspace(request, workspace, dashboard, member_service, TaskFilter(),
-                                                status_code=400, members_error="choose owner, editor or viewer")
+            return await workspace_page.render(request, workspace, status_code=400,
+                                               members_error="choose owner, editor or viewer")
         except AicodeError as exc:
-            return await self._render_workspace(request, workspace, dashboard, member_service, TaskFilter(),
-                                                status_code=exc.status_code, members_error=exc.detail)
+            return await workspace_page.render(request, workspace, status_code=exc.status_code,
+                                               members_error=exc.detail)
         return Redirect(f"/workspaces/{workspace.id}#members-head", status_code=HTTP_303_SEE_OTHER)
 
     @post("/{workspace_id:uuid}/members/remove")
     async def remove_member(
         self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
-        workspace_service: NamedDependency[WorkspaceService], dashboard: NamedDependency[DashboardRepo],
+        workspace_service: NamedDependency[WorkspaceService], workspace_page: NamedDependency[WorkspacePage],
         member_service: NamedDependency[MemberService],
     ) -> Response[Any]:
         """Remove a member (owners; anyone may leave)."""
@@ -145,8 +148,8 @@ class WorkspacePages(Controller):
         try:
             await member_service.remove(request.user, workspace.id, username)
         except AicodeError as exc:
-            return await self._render_workspace(request, workspace, dashboard, member_service, TaskFilter(),
-                                                status_code=exc.status_code, members_error=exc.detail)
+            return await workspace_page.render(request, workspace, status_code=exc.status_code,
+                                               members_error=exc.detail)
         if username.lower() == request.user.username.lower():
             return Redirect("/workspaces", status_code=HTTP_303_SEE_OTHER)
         return Redirect(f"/workspaces/{workspace.id}#members-head", status_code=HTTP_303_SEE_OTHER)
@@ -154,8 +157,7 @@ class WorkspacePages(Controller):
     @post("/{workspace_id:uuid}/forge")
     async def forge(
         self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
-        workspace_service: NamedDependency[WorkspaceService], dashboard: NamedDependency[DashboardRepo],
-        member_service: NamedDependency[MemberService],
+        workspace_service: NamedDependency[WorkspaceService], workspace_page: NamedDependency[WorkspacePage],
     ) -> Response[Any]:
         """Save the forge, auto pull request and setup command (owners)."""
         workspace = await workspace_service.get(request.user, workspace_id)
@@ -166,26 +168,57 @@ class WorkspacePages(Controller):
                                  "setup": values.get("setup", "")}, WorkspaceUpdate)
             await workspace_service.update(request.user, workspace.id, update)
         except AicodeError as exc:
-            return await self._render_workspace(request, workspace, dashboard, member_service, TaskFilter(),
-                                                status_code=exc.status_code, forge_error=exc.detail)
+            return await workspace_page.render(request, workspace, status_code=exc.status_code,
+                                               forge_error=exc.detail)
         return Redirect(f"/workspaces/{workspace.id}#forge-head", status_code=HTTP_303_SEE_OTHER)
 
     @post("/{workspace_id:uuid}/webhook")
     async def webhook(
         self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
-        workspace_service: NamedDependency[WorkspaceService], dashboard: NamedDependency[DashboardRepo],
-        member_service: NamedDependency[MemberService], forge_hooks: NamedDependency[ForgeHooks],
+        workspace_service: NamedDependency[WorkspaceService], workspace_page: NamedDependency[WorkspacePage],
+        forge_hooks: NamedDependency[ForgeHooks],
     ) -> Response[Any]:
         """A new webhook secret, shown on the page this once (owners)."""
         workspace = await workspace_service.get(request.user, workspace_id)
         try:
             setup = await forge_hooks.set_up_webhook(request.user, workspace.id)
         except AicodeError as exc:
-            return await self._render_workspace(request, workspace, dashboard, member_service, TaskFilter(),
-                                                status_code=exc.status_code, forge_error=exc.detail)
+            return await workspace_page.render(request, workspace, status_code=exc.status_code,
+                                               forge_error=exc.detail)
         workspace = await workspace_service.get(request.user, workspace.id)
-        return await self._render_workspace(request, workspace, dashboard, member_service, TaskFilter(),
-                                            webhook_secret=setup.secret)
+        return await workspace_page.render(request, workspace, webhook_secret=setup.secret)
+
+    @post("/{workspace_id:uuid}/credentials/{provider:str}")
+    async def store_team_key(
+        self, workspace_id: FromPath[UUID], provider: FromPath[str], request: Request[UserRecord, Any, Any],
+        workspace_service: NamedDependency[WorkspaceService], workspace_page: NamedDependency[WorkspacePage],
+        credential_service: NamedDependency[CredentialService],
+    ) -> Response[Any]:
+        """Store the workspace's team key for a provider (owners); write-only, as on the settings page."""
+        workspace = await workspace_service.get(request.user, workspace_id, Action.MANAGE)
+        provider = checked_provider(provider)
+        try:
+            kind, secret = await submitted_key(request, provider)
+            await credential_service.store_team(workspace.id, provider, kind, secret, request.user)
+        except AicodeError as exc:
+            return await workspace_page.render(request, workspace, status_code=exc.status_code,
+                                               key_errors={provider: exc.detail})
+        return Redirect(f"/workspaces/{workspace.id}#team-keys-head", status_code=HTTP_303_SEE_OTHER)
+
+    @post("/{workspace_id:uuid}/credentials/{provider:str}/remove")
+    async def remove_team_key(
+        self, workspace_id: FromPath[UUID], provider: FromPath[str], request: Request[UserRecord, Any, Any],
+        workspace_service: NamedDependency[WorkspaceService], workspace_page: NamedDependency[WorkspacePage],
+        credential_service: NamedDependency[CredentialService],
+    ) -> Response[Any]:
+        workspace = await workspace_service.get(request.user, workspace_id, Action.MANAGE)
+        provider = checked_provider(provider)
+        try:
+            await credential_service.remove_team(workspace.id, provider, request.user)
+        except AicodeError as exc:  # already removed (another tab)
+            return await workspace_page.render(request, workspace, status_code=exc.status_code,
+                                               key_errors={provider: exc.detail})
+        return Redirect(f"/workspaces/{workspace.id}#team-keys-head", status_code=HTTP_303_SEE_OTHER)
 
     @staticmethod
     async def _render_list(request: Request[UserRecord, Any, Any], workspace_service: WorkspaceService,
@@ -194,20 +227,3 @@ class WorkspacePages(Controller):
         return page("workspaces.html", status_code=status_code, nav="workspaces", workspaces=[ws for ws, _ in listed],
                     roles={ws.id: role for ws, role in listed},
                     network_choices=workspace_service.network_choices(request.user), **context)
-
-    @staticmethod
-    async def _render_workspace(
-        request: Request[UserRecord, Any, Any], workspace: WorkspaceRecord, dashboard: DashboardRepo,
-        member_service: MemberService, found: TaskFilter, *, status_code: int = 200, **context: Any,
-    ) -> Template:
-        viewer = listing_scope(request.user)
-        tasks = await dashboard.in_workspace(viewer, workspace.id, found, limit=TASKS_SHOWN)
-        authors = await dashboard.authors(viewer, workspace.id)
-        members = await member_service.list(request.user, workspace.id)
-        role = next((m.role for m in members if m.user_id == request.user.id), None)
-        admin = request.user.is_admin
-        return page("workspace.html", status_code=status_code, nav="workspaces", workspace=workspace, tasks=tasks,
-                    authors=authors, filters=found, statuses=STATUSES, tasks_shown=TASKS_SHOWN, members=members,
-                    role=role, can_run=permits(role, Action.RUN, admin=admin),
-                    can_manage=permits(role, Action.MANAGE, admin=admin),
-                    site_url=request.app.state.settings.site_url, **context)

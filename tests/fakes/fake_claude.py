@@ -148,6 +148,8 @@ def parse_args(argv: list[str]) -> dict:
                 opts["positional"].append(argv[i])
         elif name == "--verbose":
             opts["verbose"] = True
+        elif name == "--include-partial-messages":
+            opts["partial"] = True
         elif name == "--dangerously-skip-permissions":
             opts["skip_permissions"] = True
         elif name in ("-c", "--continue"):
@@ -317,7 +319,22 @@ class Turn:
             self.last_text = content["text"]
 
     def text(self, value: str) -> None:
+        if self.opts.get("partial"):
+            self._stream_deltas(value)
         self.block({"type": "text", "text": value})
+
+    def _stream_deltas(self, value: str) -> None:
+        """What --include-partial-messages adds before the whole block: the raw API stream's text deltas."""
+        if self.message_id is None:
+            message_id = self._open_message()
+            self.out.emit({"type": "stream_event", "session_id": self.session.id, "parent_tool_use_id": None,
+                           "event": {"type": "message_start", "message": {
+                               "id": message_id, "type": "message", "role": "assistant", "content": []}}})
+        size = max(1, len(value) // 3)
+        for start in range(0, len(value), size):
+            self.out.emit({"type": "stream_event", "session_id": self.session.id, "parent_tool_use_id": None,
+                           "event": {"type": "content_block_delta", "index": 0,
+                                     "delta": {"type": "text_delta", "text": value[start:start + size]}}})
 
     def tool(self, name: str, tool_input: dict, run) -> None:
         """A tool_use block, the tool really run by `run() -> (content, is_error, tool_use_result)`."""

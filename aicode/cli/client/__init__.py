@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aicode.cli.client import (
+    agent_commands,
     auth_commands,
     forge_commands,
     mcp_server,
@@ -20,5 +21,6 @@ __all__ = ["register"]
 def register(commands: Any) -> None:
     """Add the client commands to the `aicode` parser's subcommands."""
     options = client_options()
-    for module in (auth_commands, workspace_commands, task_commands, review_commands, forge_commands, mcp_server):
+    for module in (auth_commands, workspace_commands, task_commands, agent_commands, review_commands, forge_commands,
+                   mcp_server):
         module.register(commands, options)

@@ -108,6 +108,9 @@ class EventView:
             text.append(f": {data['error']}")
         return [text]
 
+    def _on_message_delta(self, data: dict[str, Any]) -> list[Text]:
+        return []  # live text as it is typed: the whole message follows and is printed then
+
     def _on_agent_started(self, data: dict[str, Any]) -> list[Text]:
         self._cwd = str(data["cwd"]).rstrip("/") + "/" if data.get("cwd") else None
         version = f" {data['agent_version']}" if data.get("agent_version") else ""

@@ -22,12 +22,14 @@ __all__ = ["AicodeTools", "build_server", "register"]
 
 _INSTRUCTIONS = (
     "Hands coding work to the team's aicode server: each task runs an agent in its own container on a "
-    "workspace (a git repository) and ends as a commit on branch aicode/<task id>. create_task answers at "
+    "workspace (a git repository) and ends as a commit on branch aicode/<task id>. The agent is Claude Code "
+    "unless create_task's agent names codex (OpenAI Codex) or gemini (Google Gemini CLI). create_task answers at "
     "once; poll get_task until status is succeeded, failed, cancelled or interrupted; task_diff shows the "
     "result. Workspace names come from list_tasks or the user."
 )
 _Result = TypeVar("_Result")
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
+Agent = Literal["claude", "codex", "gemini"]  # the server's AgentName
 
 
 def register(commands: Any, _: argparse.ArgumentParser) -> None:
@@ -37,7 +39,8 @@ def register(commands: Any, _: argparse.ArgumentParser) -> None:
 
 
 def _compact(task: dict[str, Any]) -> dict[str, Any]:
-    keys = ("id", "status", "workspace_id", "branch", "head_commit", "error", "created_at", "finished_at", "cost_usd")
+    keys = ("id", "status", "agent", "model", "workspace_id", "branch", "head_commit", "error", "created_at",
+            "finished_at", "cost_usd")
     return {key: task.get(key) for key in keys} | {"prompt": task["prompt"][:200]}
 
 
@@ -47,11 +50,12 @@ class AicodeTools:
     def __init__(self, api: ApiClient) -> None:
         self._api = api
 
-    def create_task(self, workspace: str, prompt: str, model: str | None = None,
+    def create_task(self, workspace: str, prompt: str, agent: Agent | None = None, model: str | None = None,
                     base_branch: str | None = None) -> dict[str, Any]:
-        """Start a task on a workspace (by name); answers at once with the queued task."""
+        """Start a task on a workspace (by name) with an agent (default: the server's, claude); answers at once
+        with the queued task."""
         workspace_id = resolve_workspace(self._api, workspace)["id"]
-        body = {"prompt": prompt, "model": model, "base_branch": base_branch}
+        body = {"prompt": prompt, "agent": agent, "model": model, "base_branch": base_branch}
         return _compact(self._api.post(f"/api/workspaces/{workspace_id}/tasks", {k: v for k, v in body.items() if v}))
 
     def get_task(self, task_id: str) -> dict[str, Any]:

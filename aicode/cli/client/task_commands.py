@@ -5,23 +5,26 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-from typing import Any
+from typing import Any, get_args
 
 from aicode.cli.client.common import Context, client_command, resolve_task_id, resolve_workspace
 from aicode.cli.client.errors import EXIT_OK, EXIT_USAGE, ClientError
 from aicode.cli.client.event_view import EventView, format_cost
 from aicode.cli.client.follow import replay_events
-from aicode.cli.client.watch import print_event, watch
+from aicode.cli.client.watch import agent_text, print_event, watch
 from aicode.tasks.models import STATUSES, TaskStatus
+from aicode.tasks.schemas import AgentName
 
 __all__ = ["register"]
-
 
 
 def register(commands: Any, options: argparse.ArgumentParser) -> None:
     run = commands.add_parser("run", parents=[options], help="run a task and watch it live")
     run.add_argument("-w", "--workspace", required=True, help="workspace name")
     run.add_argument("prompt", help="what the agent should do ('-' reads it from standard input)")
+    run.add_argument("--agent", choices=get_args(AgentName),
+                     help="the agent CLI to run: Claude Code, OpenAI Codex or Google Gemini CLI (default: the "
+                          "server's, claude); see aicode agents")
     run.add_argument("--model", help="model for the agent (default: the agent's)")
     run.add_argument("--max-turns", type=int, help="most agent turns")
     run.add_argument("--base-branch", help="branch to start from (default: the workspace's)")
@@ -73,7 +76,7 @@ def _started(ctx: Context, task: dict[str, Any], after: int, what: str) -> int:
             ctx.out.line(task["id"])
         return EXIT_OK
     if not ctx.out.json_mode:
-        ctx.out.line(f"{what} {task['id']} · branch {task['branch']}", style="bold")
+        ctx.out.line(f"{what} {task['id']} · {agent_text(task)} · branch {task['branch']}", style="bold")
     return watch(ctx, task, after=after, cancel_on_interrupt=ctx.args.cancel_on_interrupt)
 
 
@@ -82,7 +85,8 @@ def _run(ctx: Context) -> int:
     args = ctx.args
     prompt = _prompt(args.prompt)
     workspace = resolve_workspace(ctx.api, args.workspace)
-    body = {"prompt": prompt, "model": args.model, "max_turns": args.max_turns, "base_branch": args.base_branch}
+    body = {"prompt": prompt, "agent": args.agent, "model": args.model, "max_turns": args.max_turns,
+            "base_branch": args.base_branch}
     task = ctx.api.post(f"/api/workspaces/{workspace['id']}/tasks", {k: v for k, v in body.items() if v is not None})
     return _started(ctx, task, 0, f"task on {workspace['name']}:")
 
@@ -128,13 +132,13 @@ def _tasks(ctx: Context) -> int:
     if ctx.out.json_mode:
         ctx.out.json(tasks)
         return EXIT_OK
-    rows = [[t["id"], t["status"], workspaces.get(t["workspace_id"], t["workspace_id"][:8]), _age(t["created_at"]),
-             format_cost(t["cost_usd"]), " ".join(t["prompt"].split())[:200]] for t in tasks]
+    rows = [[t["id"], t["status"], workspaces.get(t["workspace_id"], t["workspace_id"][:8]), t.get("agent") or "-",
+             _age(t["created_at"]), format_cost(t["cost_usd"]), " ".join(t["prompt"].split())[:200]] for t in tasks]
     if not rows:
         ctx.out.note("no tasks yet: start one with aicode run -w WORKSPACE \"prompt\"")
         return EXIT_OK
-    ctx.out.table(["ID", "STATUS", "WORKSPACE", "CREATED", "COST", "PROMPT"], rows,
-                  styles=["dim", "bold", None, "dim", "dim", None])
+    ctx.out.table(["ID", "STATUS", "WORKSPACE", "AGENT", "CREATED", "COST", "PROMPT"], rows,
+                  styles=["dim", "bold", None, None, "dim", "dim", None])
     return EXIT_OK
 
 

@@ -15,7 +15,7 @@ from aicode.cli.client.interrupt import InterruptGate
 from aicode.cli.client.render import diffstat_lines
 from aicode.tasks.models import TERMINAL_STATUSES, TaskStatus
 
-__all__ = ["finish", "print_event", "watch"]
+__all__ = ["agent_text", "finish", "print_event", "watch"]
 
 
 def print_event(ctx: Context, view: EventView, event: dict[str, Any]) -> None:
@@ -57,6 +57,12 @@ def watch(ctx: Context, task: dict[str, Any], *, after: int, cancel_on_interrupt
     return finish(ctx, final)
 
 
+def agent_text(task: dict[str, Any]) -> str:
+    """The task's agent and the model it was given: "codex (gpt-6.2-sol)", or "claude" on its default."""
+    agent = task.get("agent") or "claude"
+    return f"{agent} ({task['model']})" if task.get("model") else agent
+
+
 def _elapsed(task: dict[str, Any]) -> str | None:
     if not (task.get("started_at") and task.get("finished_at")):
         return None
@@ -72,7 +78,7 @@ def _summary(ctx: Context, task: dict[str, Any]) -> None:
         for line in diffstat_lines(ctx.api.get(f"/api/tasks/{task['id']}/files")):
             ctx.out.line(line)
     spent_in = task["input_tokens"] + task["cache_read_tokens"] + task["cache_write_tokens"]
-    facts = [task["status"]] + ([f"in {elapsed}"] if (elapsed := _elapsed(task)) else [])
+    facts = [task["status"], agent_text(task)] + ([f"in {elapsed}"] if (elapsed := _elapsed(task)) else [])
     facts += [f"{format_tokens(spent_in)} in / {format_tokens(task['output_tokens'])} out tokens",
               format_cost(task["cost_usd"])]
     ctx.out.line(" · ".join(facts), style="dim")
