@@ -93,12 +93,15 @@ from aicode.storage.layout import DataLayout
 from aicode.tasks.controller import TaskController, TaskStreamController
 from aicode.tasks.events import TaskEventBus
 from aicode.tasks.execution import AgentExecution
+from aicode.tasks.live_session import SessionRunner
 from aicode.tasks.portable import PortableState
 from aicode.tasks.queue_repo import TaskQueueRepo
 from aicode.tasks.repo import TaskEventRepo, TaskRepo
 from aicode.tasks.retention import DiskFloor, Retention
 from aicode.tasks.runner import TaskRunner
 from aicode.tasks.service import TaskService
+from aicode.tasks.session_controller import SessionController, SessionStreamController
+from aicode.tasks.session_repo import SessionRepo
 from aicode.tasks.setup_command import SetupCommands
 from aicode.tasks.state_repo import TaskStateRepo
 from aicode.tasks.supervisor import NodeConfig, TaskSupervisor
@@ -288,12 +291,16 @@ def create_app(settings: Settings) -> Litestar:
         lease_s=settings.node_lease_s, capacity=settings.max_concurrent_tasks,
         per_user=settings.max_running_per_user, per_workspace=settings.max_running_per_workspace,
     )
-    supervisor = TaskSupervisor(runner, queue, node_repo, bus, runtime, Notifications(database, background),
+    session_repo = SessionRepo(database)
+    sessions = SessionRunner(settings.node_name, task_repo, session_repo, WorkspaceRepo(database), bus, planner, copies,
+                             containers, execution, runtime, layout, SetupCommands(execution, bus, layout),
+                             idle_s=settings.session_idle_s, turn_ended=publisher.turn_ended)
+    supervisor = TaskSupervisor(runner, sessions, queue, node_repo, bus, runtime, Notifications(database, background),
                                 background, config=node, server_id=server_id)
     disk = DiskFloor(settings.data_dir, settings.min_free_disk_mb)
     retention = Retention(layout, TaskStateRepo(database))
     task_service = TaskService(task_repo, queue, bus, workspace_service, supervisor, store, state, access, changes,
-                               audit, disk, default_timeout_s=settings.task_timeout_s,
+                               audit, disk, session_repo, default_timeout_s=settings.task_timeout_s,
                                max_timeout_s=settings.max_task_timeout_s,
                                max_queued_per_user=settings.max_queued_per_user)
     hooks = ForgeHooks(ForgeRepo(database), WorkspaceRepo(database), access, UserRepo(database), task_service,
@@ -352,7 +359,8 @@ def create_app(settings: Settings) -> Litestar:
     return Litestar(
         route_handlers=[
             HealthController, AuthController, MeController, TokenController, AdminUserController,
-            WorkspaceController, CredentialController, AgentController, TaskController, TaskStreamController, UsageController,
+            WorkspaceController, CredentialController, AgentController, TaskController, SessionController,
+            SessionStreamController, TaskStreamController, UsageController,
             MemberController, WorkspaceCredentialController, AuditController, NodeController,
             ForgeTaskController, ForgeIdentityController, WebhookController, MetricsController,
             *web_route_handlers(),

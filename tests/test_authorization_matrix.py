@@ -230,6 +230,13 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Call]] = {
     # The owner's finished task: an editor may cancel only its own, so only owners and admins pass (409).
     ("POST", "/api/tasks/{task_id:uuid}/cancel"): (MANAGE, call("POST", "/api/tasks/{task_view}/cancel")),
     ("WS", "/ws/tasks/{task_id:uuid}"): (VIEW, call("WS", "/ws/tasks/{task_view}")),
+    # Live sessions. Nobody holds a Gemini key here, so a created session fails at once and frees its slot.
+    ("POST", "/api/workspaces/{workspace_id:uuid}/sessions"): (RUN, call(
+        "POST", "/api/workspaces/{workspace}/sessions", json={"prompt": "@say matrix", "agent": "gemini"})),
+    # On the owner's finished task (not a session): as for cancel, owners and admins pass (409).
+    ("DELETE", "/api/sessions/{task_id:uuid}"): (MANAGE, call("DELETE", "/api/sessions/{task_view}")),
+    ("POST", "/api/tasks/{task_id:uuid}/interrupt"): (MANAGE, call("POST", "/api/tasks/{task_view}/interrupt")),
+    ("WS", "/ws/sessions/{task_id:uuid}"): (VIEW, call("WS", "/ws/sessions/{task_view}")),
     # The forge round trip: the workspace's repository is a local folder and it has no forge, so allowed
     # callers get 409 (push, pull request) or find nothing to move (rebase).
     ("POST", "/api/tasks/{task_id:uuid}/push"): (RUN, call("POST", "/api/tasks/{task_view}/push")),

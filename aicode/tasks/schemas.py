@@ -10,7 +10,7 @@ import msgspec
 
 from aicode.workspaces.schemas import BranchName
 
-__all__ = ["FileEntry", "FollowUp", "Task", "TaskCreate"]
+__all__ = ["FileEntry", "FollowUp", "SessionCreate", "Task", "TaskCreate"]
 
 Prompt = Annotated[str, msgspec.Meta(min_length=1, max_length=100_000)]
 Model = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,99}$")]
@@ -26,6 +26,23 @@ class TaskCreate(msgspec.Struct, forbid_unknown_fields=True):
     max_turns: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
     timeout_s: Annotated[int, msgspec.Meta(ge=1, le=7 * 24 * 3600)] | None = None
     max_cost_usd: Annotated[float, msgspec.Meta(gt=0, le=100_000)] | None = None
+
+
+class SessionCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """A live session: its first prompt is optional (the session then waits for one)."""
+
+    prompt: Annotated[str, msgspec.Meta(max_length=100_000)] | None = None
+    agent: AgentName = "claude"
+    model: Model | None = None
+    base_branch: BranchName | None = None
+    max_turns: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
+    timeout_s: Annotated[int, msgspec.Meta(ge=1, le=7 * 24 * 3600)] | None = None
+    max_cost_usd: Annotated[float, msgspec.Meta(gt=0, le=100_000)] | None = None
+
+    def as_task(self) -> TaskCreate:
+        return TaskCreate(prompt=(self.prompt or "").strip(), agent=self.agent, model=self.model,
+                          base_branch=self.base_branch, max_turns=self.max_turns, timeout_s=self.timeout_s,
+                          max_cost_usd=self.max_cost_usd)
 
 
 class FollowUp(msgspec.Struct, forbid_unknown_fields=True):
@@ -67,6 +84,7 @@ class Task(msgspec.Struct):
     pushed_commit: str | None = None
     pull_request: TaskPullRequest | None = None
     origin: TaskOrigin | None = None  # the forge comment that started it
+    kind: str = "task"  # "session": a live session (its agent stays alive between prompts)
 
 
 class TaskPullRequest(msgspec.Struct):

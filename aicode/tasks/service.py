@@ -36,6 +36,7 @@ from aicode.tasks.queue_repo import TaskQueueRepo
 from aicode.tasks.repo import TaskRepo
 from aicode.tasks.retention import DiskFloor
 from aicode.tasks.schemas import TaskCreate
+from aicode.tasks.session_repo import SessionRepo
 from aicode.tasks.supervisor import TaskSupervisor
 from aicode.workspaces.models import WorkspaceStatus
 from aicode.workspaces.service import WorkspaceService
@@ -61,8 +62,10 @@ class TaskService:
     def __init__(
         self, tasks: TaskRepo, queue: TaskQueueRepo, bus: TaskEventBus, workspaces: WorkspaceService,
         supervisor: TaskSupervisor, store: GitStore, state: PortableState, access: AccessService,
-        changes: AccessChanges, audit: AuditLog, disk: DiskFloor, *, default_timeout_s: int, max_timeout_s: int = 6 * 3600, max_queued_per_user: int = 50,
+        changes: AccessChanges, audit: AuditLog, disk: DiskFloor, sessions: SessionRepo, *, default_timeout_s: int,
+        max_timeout_s: int = 6 * 3600, max_queued_per_user: int = 50,
     ) -> None:
+        self._sessions = sessions
         self._tasks = tasks
         self._queue = queue
         self._bus = bus
@@ -79,9 +82,10 @@ class TaskService:
         self._max_queued = max_queued_per_user
 
     async def submit(self, actor: UserRecord, workspace_id: UUID, request: TaskCreate,
-                     origin: dict[str, Any] | None = None) -> TaskRecord:
+                     origin: dict[str, Any] | None = None, *, kind: str = "task") -> TaskRecord:
         """Store the task as queued (with its first event); the first node with a free slot claims it.
-        `origin`: the forge comment that asked for it, answered when the task ends."""
+        `origin`: the forge comment that asked for it, answered when the task ends. `kind` "session": a
+        live session, whose prompt may be empty (it then waits for its first)."""
         workspace = await self._workspaces.get(actor, workspace_id, Action.RUN)
         if (request.timeout_s or 0) > self._max_timeout_s:
             raise InvalidInputError(f"timeout_s may be at most {self._max_timeout_s} on this server "
@@ -103,7 +107,7 @@ class TaskService:
                 id=task_id, workspace_id=workspace.id, user_id=actor.id, agent=request.agent, prompt=request.prompt,
                 model=request.model, max_turns=request.max_turns,
                 timeout_s=request.timeout_s or self._default_timeout_s, base_branch=base_branch,
-                branch=f"aicode/{task_id}", max_cost_usd=request.max_cost_usd, origin=origin,
+                branch=f"aicode/{task_id}", max_cost_usd=request.max_cost_usd, origin=origin, kind=kind,
             ), batch.conn)
             await batch.add([("task.status", {"status": TaskStatus.QUEUED})])
             await self._queue.notify_queued(batch.conn)
@@ -132,6 +136,8 @@ class TaskService:
         if agent is not None and agent != current.agent:
             raise ConflictError(f"this task runs {current.agent}, and a follow-up continues that agent's session: "
                                 f"start a new task to work with {agent}")
+        if current.kind == "session" and current.status in ACTIVE_STATUSES:
+            return await self._to_live_session(actor, current, prompt)
         await self._check_queue_room(actor)
         await self._disk.check()
         async with self._bus.batch(task_id) as batch:
@@ -146,6 +152,48 @@ class TaskService:
             await self._queue.notify_queued(batch.conn)
         self._supervisor.wake()
         await self._audit.record(actor, "task.follow_up", ("task", task_id), workspace_id=task.workspace_id)
+        return task
+
+    async def _to_live_session(self, actor: UserRecord, task: TaskRecord, prompt: str) -> TaskRecord:
+        """A prompt for a session that is live (or about to be): queued in order for its agent, which gets
+        it as soon as the turn before it ended. It runs with `actor`'s key, as a follow-up does."""
+        if await self._sessions.waiting(task.id) >= self._max_queued:
+            raise TooManyError(f"{self._max_queued} prompts already wait for this session: let it catch up",
+                               retry_after_s=10)
+        async with self._bus.batch(task.id) as batch:
+            await self._sessions.add_prompt(batch.conn, task.id, actor.id, prompt)
+            await batch.add([("notice", {"level": "info", "code": "follow_up", "message": prompt,
+                                         "by": actor.username})])
+        self._supervisor.signal_session("prompt", task.id)
+        await self._audit.record(actor, "task.follow_up", ("task", task.id), workspace_id=task.workspace_id)
+        return task
+
+    async def interrupt(self, actor: UserRecord, task_id: UUID) -> TaskRecord:
+        """Stop the running turn. A live session commits the turn's work as partial and waits for the next
+        prompt; any other task stops as a cancel does."""
+        task = await self.get(actor, task_id, Action.CANCEL_ANY)
+        if task.kind != "session":
+            return await self.cancel(actor, task_id)
+        if task.status != TaskStatus.RUNNING:
+            raise ConflictError(f"no turn is running: the session is {task.status}")
+        if not self._supervisor.signal_session("interrupt", task_id):
+            await self._sessions.signal("interrupt", task_id)
+        log.info("session.interrupt_requested", task_id=str(task_id), by=actor.username)
+        return task
+
+    async def terminate(self, actor: UserRecord, task_id: UUID) -> TaskRecord:
+        """End a live session the normal way: the running turn (if any) is interrupted and committed, the
+        process stopped and the container removed; the state stays, so a follow-up resumes it."""
+        task = await self.get(actor, task_id, Action.CANCEL_ANY)
+        if task.kind != "session":
+            raise ConflictError("this task is not a live session: cancel it instead")
+        if task.status == TaskStatus.QUEUED:
+            return await self.cancel(actor, task_id)
+        if task.status != TaskStatus.RUNNING:
+            return task  # already ended: nothing to do
+        if not self._supervisor.signal_session("terminate", task_id):
+            await self._sessions.signal("terminate", task_id)
+        await self._audit.record(actor, "session.terminate", ("task", task_id), workspace_id=task.workspace_id)
         return task
 
     async def _check_queue_room(self, actor: UserRecord) -> None:

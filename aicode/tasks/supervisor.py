@@ -23,9 +23,11 @@ from aicode.db.notifications import Notifications
 from aicode.nodes.repo import NodeRepo
 from aicode.settings import SettingsError
 from aicode.tasks.events import TaskEventBus
+from aicode.tasks.live_session import SessionInbox, SessionRunner
 from aicode.tasks.models import TaskRecord, TaskStatus
 from aicode.tasks.queue_repo import CANCEL_CHANNEL, QUEUE_CHANNEL, TaskQueueRepo
 from aicode.tasks.runner import StopSignal, TaskRunner
+from aicode.tasks.session_repo import SESSION_CHANNEL
 
 __all__ = ["NodeConfig", "TaskSupervisor"]
 
@@ -53,11 +55,12 @@ class NodeConfig:
 
 class TaskSupervisor:
     def __init__(
-        self, runner: TaskRunner, queue: TaskQueueRepo, nodes: NodeRepo, bus: TaskEventBus,
+        self, runner: TaskRunner, sessions: SessionRunner, queue: TaskQueueRepo, nodes: NodeRepo, bus: TaskEventBus,
         runtime: ContainerRuntime, notifications: Notifications, background: BackgroundTasks,
         *, config: NodeConfig, server_id: str,
     ) -> None:
         self._runner = runner
+        self._sessions = sessions
         self._queue = queue
         self._nodes = nodes
         self._bus = bus
@@ -68,6 +71,7 @@ class TaskSupervisor:
         self._server_id = server_id
         self._slots = asyncio.Semaphore(config.capacity)
         self._running: dict[UUID, StopSignal] = {}
+        self._inboxes: dict[UUID, SessionInbox] = {}  # the live sessions running here
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -100,6 +104,7 @@ class TaskSupervisor:
             await self._runner.recover(task_id)
         self._notifications.listen(QUEUE_CHANNEL, lambda _payload: self.wake())
         self._notifications.listen(CANCEL_CHANNEL, self._cancel_requested)
+        self._notifications.listen(SESSION_CHANNEL, self._session_signal)
         self._notifications.on_connect(self.wake)
         await self._notifications.start()
         self._background.spawn(self._dispatch(), name="task-dispatcher")
@@ -131,6 +136,25 @@ class TaskSupervisor:
         """Stop the turn wherever it runs: here at once, on another node through NOTIFY."""
         if not self.cancel(task_id):
             await self._queue.notify_cancel(task_id)
+
+    def signal_session(self, verb: str, task_id: UUID) -> bool:
+        """Tell a live session running here that a prompt waits (`prompt`), or to `interrupt` its turn, or to
+        `terminate`; False if it does not run here (the database's NOTIFY reaches the node that holds it)."""
+        inbox = self._inboxes.get(task_id)
+        if inbox is None:
+            return False
+        if verb == "prompt":
+            inbox.nudge()
+        elif verb == "interrupt":
+            inbox.interrupt.set()
+        elif verb == "terminate":
+            inbox.terminate.set()
+        return True
+
+    def _session_signal(self, payload: str) -> None:
+        verb, _, task_id = payload.partition(":")
+        with contextlib.suppress(ValueError):
+            self.signal_session(verb, UUID(task_id))
 
     def _cancel_requested(self, payload: str) -> None:
         with contextlib.suppress(ValueError):
@@ -192,7 +216,14 @@ class TaskSupervisor:
 
     async def _run(self, task: TaskRecord, signal: StopSignal) -> None:
         try:
-            await self._runner.run(task, signal)
+            if task.kind == "session":
+                inbox = self._inboxes[task.id] = SessionInbox()
+                try:
+                    await self._sessions.run(task, signal, inbox)
+                finally:
+                    del self._inboxes[task.id]
+            else:
+                await self._runner.run(task, signal)
         except Exception as exc:  # the runner records failures itself; this is the last line of defence
             log.error("task.worker_error", task_id=str(task.id), exc_info=exc)
         finally:

@@ -101,6 +101,11 @@ class TurnPlanner:
         name = user.username if user is not None else "aicode"
         return name, f"{name}@aicode.invalid"
 
+    async def credential(self, user_id: UUID, workspace_id: UUID, provider: str) -> ModelCredential | None:
+        """The credential a turn asked for by `user_id` runs with (their own, else the workspace's team key)."""
+        stored = await self._credentials.for_turn(user_id, workspace_id, provider)
+        return None if stored is None else ModelCredential(*stored)
+
     def network(self, workspace: WorkspaceRecord) -> tuple[str, str]:
         """(policy, Docker network) for the workspace; TurnFailure for a network this server does not allow."""
         policy = workspace.network or self._config.default_network
