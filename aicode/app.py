@@ -107,6 +107,7 @@ from aicode.tasks.state_repo import TaskStateRepo
 from aicode.tasks.supervisor import NodeConfig, TaskSupervisor
 from aicode.tasks.turn_container import ContainerConfig, TurnContainers
 from aicode.tasks.turn_plan import PlannerConfig, TurnPlanner
+from aicode.tasks.warm_start import WarmStart
 from aicode.tasks.working_copy import WorkingCopies
 from aicode.tracing import Tracing, route_span_details
 from aicode.web import template_config, web_route_handlers
@@ -268,7 +269,7 @@ def create_app(settings: Settings) -> Litestar:
     containers = TurnContainers(
         ContainerConfig(server_id=server_id, default_image=settings.workspace_image,
                         container_user=layout.ids.container_user),
-        runtime, layout, confinement, holders,
+        runtime, layout, confinement, holders, warm=settings.warm_pool,
     )
     copies = WorkingCopies(task_repo, store, workspace_service, state)
     publisher = ForgePublisher(
@@ -292,6 +293,7 @@ def create_app(settings: Settings) -> Litestar:
         per_user=settings.max_running_per_user, per_workspace=settings.max_running_per_workspace,
     )
     session_repo = SessionRepo(database)
+    warm_start = WarmStart(planner, containers, task_repo, WorkspaceRepo(database))
     sessions = SessionRunner(settings.node_name, task_repo, session_repo, WorkspaceRepo(database), bus, planner, copies,
                              containers, execution, runtime, layout, SetupCommands(execution, bus, layout),
                              idle_s=settings.session_idle_s, turn_ended=publisher.turn_ended)
@@ -300,7 +302,7 @@ def create_app(settings: Settings) -> Litestar:
     disk = DiskFloor(settings.data_dir, settings.min_free_disk_mb)
     retention = Retention(layout, TaskStateRepo(database))
     task_service = TaskService(task_repo, queue, bus, workspace_service, supervisor, store, state, access, changes,
-                               audit, disk, session_repo, default_timeout_s=settings.task_timeout_s,
+                               audit, disk, session_repo, warm_start, default_timeout_s=settings.task_timeout_s,
                                max_timeout_s=settings.max_task_timeout_s,
                                max_queued_per_user=settings.max_queued_per_user)
     hooks = ForgeHooks(ForgeRepo(database), WorkspaceRepo(database), access, UserRepo(database), task_service,
@@ -336,6 +338,8 @@ def create_app(settings: Settings) -> Litestar:
             background.spawn(gateway.prepare(), name="gateway-prepare")
             await supervisor.start()
             stack.push_async_callback(supervisor.stop)
+            # After the supervisor removed what an earlier run left behind: a container for the next task.
+            background.spawn(warm_start.warm_latest(), name="warm-start")
             await grants.forget_ended()
             if settings.retention_days is not None:
                 background.spawn(_collect_periodically(retention, settings.retention_days), name="retention")

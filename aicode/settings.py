@@ -63,6 +63,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "AICODE_METRICS_TOKEN",
     "AICODE_RETENTION_DAYS",
     "AICODE_SESSION_IDLE_S",
+    "AICODE_WARM_POOL",
     "AICODE_MIN_FREE_DISK_MB",
     "AICODE_TLS_CERT",
     "AICODE_TLS_KEY",
@@ -269,6 +270,7 @@ class Settings:
     # Ended tasks' working copies and central state are removed after this many days (None: kept).
     retention_days: int | None = None
     session_idle_s: int = 900  # a live session with no prompt for this long is ended (its state kept)
+    warm_pool: int = 1  # idle hardened containers kept ready per (image, limits, network); 0: none
     # Below this much free space on the data disk new tasks are refused (and /readyz warns under twice it).
     min_free_disk_mb: int = 1024
     # HTTPS in-process: a PEM certificate (chain) and its key; None: plain http (a proxy terminates TLS).
@@ -333,6 +335,7 @@ class Settings:
             metrics_token=env.get("AICODE_METRICS_TOKEN", "").strip() or None,
             retention_days=_optional_int(env, "AICODE_RETENTION_DAYS", minimum=1),
             session_idle_s=_int(env, "AICODE_SESSION_IDLE_S", 900, minimum=1),
+            warm_pool=_int(env, "AICODE_WARM_POOL", 1, minimum=0),
             min_free_disk_mb=_int(env, "AICODE_MIN_FREE_DISK_MB", 1024, minimum=0),
             tls_cert=_path(env, "AICODE_TLS_CERT"),
             tls_key=_path(env, "AICODE_TLS_KEY"),

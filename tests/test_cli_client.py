@@ -119,8 +119,10 @@ def test_agents_lists_each_agent_with_its_version_key_and_what_is_missing(accoun
 def test_run_json_prints_every_event_then_the_task(account: Account) -> None:
     result = aicode(account.env(), "run", "--json", "-w", "proj", "@say one\n@write a.txt a\n@say two")
     assert result.returncode == 0, result.stderr
-    *events, task = json_lines(result.stdout)
+    *lines, task = json_lines(result.stdout)
+    events = [e for e in lines if "seq" in e]  # the others are live-only text deltas
     assert [e["seq"] for e in events] == list(range(1, task["last_seq"] + 1))
+    assert {e["type"] for e in lines if "seq" not in e} <= {"message.delta"}
     assert {"task.status", "message", "tool.call", "tool.result", "git.commit"} <= {e["type"] for e in events}
     assert task["status"] == "succeeded" and task["head_commit"]
 
@@ -149,7 +151,8 @@ def test_logs_follow_resumes_after_a_dropped_connection_with_no_gap_or_duplicate
     finally:
         proxy.stop()
     assert result.returncode == 0, result.stderr
-    *events, final = json_lines(result.stdout)
+    *lines, final = json_lines(result.stdout)
+    events = [e for e in lines if "seq" in e]  # the others are live-only text deltas
     assert proxy.cuts == 1 and len(proxy.stream_requests) >= 2
     assert [e["seq"] for e in events] == list(range(1, final["last_seq"] + 1))
     # It resumed right after the last event it had printed before the cut.

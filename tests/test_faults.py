@@ -200,6 +200,8 @@ async def _stream(stage: Stage, task_id: str, received: list[dict[str, Any]]) ->
                 async for line in answer.aiter_lines():
                     if line.startswith("data:"):
                         event = json.loads(line[5:])
+                        if "seq" not in event:
+                            continue  # a live-only text delta
                         received.append(event)
                         last = event["seq"]
             return

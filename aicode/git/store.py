@@ -32,6 +32,8 @@ from aicode.git.worker import GitWorker, StorePath
 from aicode.git.worktree import TreeEntry, hand_over_checkout, load_cache, save_cache, scan_worktree
 from aicode.storage.layout import DataLayout, task_ref
 
+_REMOVE_ATTEMPTS = 20
+
 __all__ = ["GitStore", "Snapshot"]
 
 
@@ -174,7 +176,14 @@ class GitStore:
 
     async def remove_task(self, workspace_id: UUID, task_id: UUID) -> None:
         """The task's folder and its branch (when the mirror is still there)."""
-        await asyncio.to_thread(shutil.rmtree, self._layout.task_dir(task_id), True)
+        folder = self._layout.task_dir(task_id)
+        # The container of the task's last turn may still be finishing its clean-up (the agent's own
+        # commit) and write into the folder while it is removed: then the removal is tried again.
+        for _ in range(_REMOVE_ATTEMPTS):
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+            if not folder.exists():
+                break
+            await asyncio.sleep(0.25)
         if self._layout.mirror(workspace_id).exists():
             await self._worker.run(branches.delete_ref, self._mirror(workspace_id), task_ref(task_id))
 

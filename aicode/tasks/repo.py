@@ -75,6 +75,11 @@ class TaskRepo:
         )
         return [TaskRecord.from_row(row) for row in rows]
 
+    async def latest_workspace_and_agent(self) -> tuple[UUID, str] | None:
+        """The workspace and agent of the task submitted last."""
+        row = await self._db.pool.fetchrow("SELECT workspace_id, agent FROM tasks ORDER BY created_at DESC LIMIT 1")
+        return None if row is None else (row["workspace_id"], row["agent"])
+
     async def count_queued_by(self, user_id: UUID) -> int:
         """Turns `user_id` asked for that wait in the queue."""
         return cast(int, await self._db.pool.fetchval(

@@ -168,8 +168,10 @@ class TaskRunner:
             await self._copies.ready(task, workspace)
         async with self._planner.plan(task, workspace) as plan:
             await asyncio.to_thread(self._layout.prepare_task, task.id)
-            # The container starts while the working copy is made: neither needs the other until the exec.
-            starting = asyncio.create_task(self._start_container(task, workspace, plan))
+            # A first turn takes a warm container when one is ready; else the container starts while the
+            # working copy is made: neither needs the other until the exec.
+            warm = self._containers.claim_warm(task, workspace, plan)
+            starting = asyncio.create_task(self._start_container(task, workspace, plan, warm))
             try:
                 with tracer.start_as_current_span("checkout.base"):
                     base = await self._copies.base(task)
@@ -218,7 +220,10 @@ class TaskRunner:
         return TurnReport(status=status, error=error, outcome=outcome, commit=snapshot.commit, events=closing,
                           cause=verdict.cause, timings=clock.laps)
 
-    async def _start_container(self, task: TaskRecord, workspace: WorkspaceRecord, plan: TurnPlan) -> StartedContainer:
+    async def _start_container(self, task: TaskRecord, workspace: WorkspaceRecord, plan: TurnPlan,
+                               warm: StartedContainer | None = None) -> StartedContainer:
+        if warm is not None:
+            return warm
         with self._tracer.start_as_current_span("container.start"):
             return await self._containers.start(task, workspace, plan)
 

@@ -38,6 +38,7 @@ from aicode.tasks.retention import DiskFloor
 from aicode.tasks.schemas import TaskCreate
 from aicode.tasks.session_repo import SessionRepo
 from aicode.tasks.supervisor import TaskSupervisor
+from aicode.tasks.warm_start import WarmStart
 from aicode.workspaces.models import WorkspaceStatus
 from aicode.workspaces.service import WorkspaceService
 
@@ -62,10 +63,12 @@ class TaskService:
     def __init__(
         self, tasks: TaskRepo, queue: TaskQueueRepo, bus: TaskEventBus, workspaces: WorkspaceService,
         supervisor: TaskSupervisor, store: GitStore, state: PortableState, access: AccessService,
-        changes: AccessChanges, audit: AuditLog, disk: DiskFloor, sessions: SessionRepo, *, default_timeout_s: int,
+        changes: AccessChanges, audit: AuditLog, disk: DiskFloor, sessions: SessionRepo, warm: WarmStart, *,
+        default_timeout_s: int,
         max_timeout_s: int = 6 * 3600, max_queued_per_user: int = 50,
     ) -> None:
         self._sessions = sessions
+        self._warm = warm
         self._tasks = tasks
         self._queue = queue
         self._bus = bus
@@ -101,7 +104,8 @@ class TaskService:
         await self._workspaces.ensure_local(workspace)
         if not await self._store.branch_exists(workspace.id, base_branch):
             raise InvalidInputError(f"branch {base_branch!r} does not exist in the workspace's repository")
-        task_id = uuid.uuid4()
+        # The id a warm container was made for, when one is ready: the first turn then finds it running.
+        task_id = await self._warm.reserve(workspace, request.agent) or uuid.uuid4()
         async with self._bus.batch(task_id) as batch:
             task = await self._tasks.insert(NewTask(
                 id=task_id, workspace_id=workspace.id, user_id=actor.id, agent=request.agent, prompt=request.prompt,

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import structlog
 
+from aicode.agents.registry import driver_for
 from aicode.background import BackgroundTasks
 from aicode.containers.confinement import NetworkConfinement
 from aicode.containers.network_holders import NetworkHolders
 from aicode.containers.policy import ContainerSpec, Mount
 from aicode.containers.runtime import ContainerError, ContainerRuntime, ExecResult
+from aicode.containers.warm_pool import PoolKey, WarmContainer, WarmPool
 from aicode.storage.layout import DataLayout
 from aicode.tasks.models import TaskRecord
 from aicode.tasks.turn_plan import AGENT_HOME, TurnFailure, TurnPlan, git_sync_command
@@ -44,7 +47,7 @@ class StartedContainer:
 
 class TurnContainers:
     def __init__(self, config: ContainerConfig, runtime: ContainerRuntime, layout: DataLayout,
-                 confinement: NetworkConfinement, holders: NetworkHolders) -> None:
+                 confinement: NetworkConfinement, holders: NetworkHolders, *, warm: int = 0) -> None:
         self._config = config
         self._runtime = runtime
         self._layout = layout
@@ -53,9 +56,12 @@ class TurnContainers:
         self._removals = BackgroundTasks()
         # Per task, what its last turn still does after it ended (the agent's own commit, removal).
         self._cleanups: dict[UUID, asyncio.Task[None]] = {}
+        # First turns' containers made ahead, `warm` per (workspace, agent) recently used (0: none).
+        self.pool = WarmPool(self._make_warm, self._remove_warm, self._removals, size=warm)
 
     async def drain(self) -> None:
-        """Wait for clean-ups still in flight (at shutdown)."""
+        """Remove the warm containers; wait for clean-ups still in flight (at shutdown)."""
+        await self.pool.close()
         await self._removals.join()
 
     async def after_previous_turn(self, task_id: UUID) -> None:
@@ -65,22 +71,58 @@ class TurnContainers:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(previous), _CLEAN_UP_WAIT_S)
 
+    def pool_key(self, workspace: WorkspaceRecord, agent: str, network: str,
+                 confine_to: tuple[str, tuple[int, ...]] | None) -> PoolKey:
+        """What a warm container for a first turn in `workspace` with `agent` is made as (one place for it)."""
+        limits = workspace.limits
+        return PoolKey(workspace_id=workspace.id, agent=agent, image=workspace.image or self._config.default_image,
+                       memory_mb=limits.get("memory_mb"), cpus=limits.get("cpus"), pids=limits.get("pids"),
+                       network=network, confine_to=confine_to)
+
+    def claim_warm(self, task: TaskRecord, workspace: WorkspaceRecord, plan: TurnPlan) -> StartedContainer | None:
+        """The container made ahead for this task's first turn, if this node has one that still fits."""
+        if task.turns > 0 or task.base_commit is not None:
+            return None
+        warm = self.pool.claim(task.id, self.pool_key(workspace, plan.driver.name, plan.network, plan.confine_to))
+        if warm is None:
+            return None
+        log.info("task.warm_container", task_id=str(task.id), container=warm.container_id[:12])
+        return StartedContainer(warm.container_id, warm.holder)
+
+    async def _make_warm(self, key: PoolKey, task_id: UUID) -> tuple[str, str | None]:
+        """A first turn's container for the task that will have `task_id` (its folders, labels and name)."""
+        await asyncio.to_thread(self._layout.prepare_task, task_id)
+        limits = {"memory_mb": key.memory_mb, "cpus": key.cpus, "pids": key.pids}
+        # Named apart from a turn's own container: the task may still be claimed by another node sharing
+        # this Docker engine, which then starts that one.
+        started = await self._start(task_id, "warm", key.workspace_id, key.image, limits,
+                                    driver_for(key.agent).config_dir, key.network, key.confine_to)
+        return started.id, started.holder
+
+    async def _remove_warm(self, warm: WarmContainer) -> None:
+        await self._remove(StartedContainer(warm.container_id, warm.holder))
+
     async def start(self, task: TaskRecord, workspace: WorkspaceRecord, plan: TurnPlan) -> StartedContainer:
         """The turn's container, hardened (see `aicode.containers.policy`) and confined to its network."""
-        network, holder = await self._network(plan)
-        limits = workspace.limits
+        return await self._start(task.id, str(task.turns + 1), workspace.id, workspace.image or self._config.default_image,
+                                 workspace.limits, plan.driver.config_dir, plan.network, plan.confine_to)
+
+    async def _start(self, task_id: UUID, turn: str, workspace_id: UUID, image: str, limits: Mapping[str, Any],
+                     config_dir: str, network: str, confine_to: tuple[str, tuple[int, ...]] | None
+                     ) -> StartedContainer:
+        mode, holder = await self._network(network, confine_to)
         kwargs: dict[str, Any] = {k: limits[k] for k in ("memory_mb", "cpus", "pids") if limits.get(k)}
         spec = ContainerSpec(
-            image=workspace.image or self._config.default_image,
-            name=f"aicode-{task.id.hex[:12]}-{task.turns + 1}",
+            image=image,
+            name=f"aicode-{task_id.hex[:12]}-{turn}",
             user=self._config.container_user,
-            labels={"aicode.server": self._config.server_id, "aicode.workspace": str(workspace.id),
-                    "aicode.task": str(task.id)},
-            mounts=(Mount(str(self._layout.checkout(task.id)), "/workspace"),
-                    Mount(str(self._layout.agent_config(task.id)), plan.driver.config_dir)),
-            network=network,
+            labels={"aicode.server": self._config.server_id, "aicode.workspace": str(workspace_id),
+                    "aicode.task": str(task_id)},
+            mounts=(Mount(str(self._layout.checkout(task_id)), "/workspace"),
+                    Mount(str(self._layout.agent_config(task_id)), config_dir)),
+            network=mode,
             home=AGENT_HOME,
-            ipv6=plan.confine_to is None,
+            ipv6=confine_to is None,
             **kwargs,
         )
         try:
@@ -89,8 +131,8 @@ class TurnContainers:
             if holder is not None:
                 self._removals.spawn(self._holders.release(holder), name=f"release-{holder[:12]}")
             raise TurnFailure(str(exc)) from None
-        if plan.confine_to is not None and holder is None:
-            await self._confinement.confine(container_id, *plan.confine_to)
+        if confine_to is not None and holder is None:
+            await self._confinement.confine(container_id, *confine_to)
         return StartedContainer(container_id, holder)
 
     def discard(self, task_id: UUID, container: StartedContainer) -> None:
@@ -103,15 +145,15 @@ class TurnContainers:
         self._cleanups[task_id] = self._removals.spawn(self._clean_up(task_id, container, sync, env),
                                                        name=f"clean-up-{task_id}")
 
-    async def _network(self, plan: TurnPlan) -> tuple[str, str | None]:
+    async def _network(self, network: str, confine_to: tuple[str, tuple[int, ...]] | None) -> tuple[str, str | None]:
         """On the agent network, the namespace of a ready holder; a network of its own otherwise."""
-        if plan.confine_to is None:
-            return plan.network, None
+        if confine_to is None:
+            return network, None
         try:
-            holder = await self._holders.take(plan.network, *plan.confine_to)
+            holder = await self._holders.take(network, *confine_to)
         except ContainerError as exc:
             log.warning("task.network_holder_unavailable", error=str(exc))
-            return plan.network, None
+            return network, None
         return f"container:{holder}", holder
 
     async def _remove(self, container: StartedContainer) -> None:

@@ -108,7 +108,16 @@ class TurnPlanner:
 
     def network(self, workspace: WorkspaceRecord) -> tuple[str, str]:
         """(policy, Docker network) for the workspace; TurnFailure for a network this server does not allow."""
-        policy = workspace.network or self._config.default_network
+        return self.network_for(workspace.network or self._config.default_network)
+
+    async def confinement(self, policy: str) -> tuple[str, tuple[int, ...]] | None:
+        """The gateway address and ports a container on `policy`'s network may reach (None: not confined)."""
+        if policy not in ("gateway", "allowlist"):
+            return None
+        endpoint = await self._gateway.endpoint()
+        return endpoint.address, (endpoint.http_port, endpoint.proxy_port)
+
+    def network_for(self, policy: str) -> tuple[str, str]:
         if policy in ("gateway", "allowlist"):
             return policy, self._config.agent_network
         if policy == "none":
@@ -149,9 +158,7 @@ class TurnPlanner:
         if policy != "none":
             grant, access, extra = await self._open_gateway(task, workspace, policy, driver.provider,
                                                             ModelCredential(*stored))
-            if policy in ("gateway", "allowlist"):
-                endpoint = await self._gateway.endpoint()
-                confine_to = (endpoint.address, (endpoint.http_port, endpoint.proxy_port))
+            confine_to = await self.confinement(policy)
         try:
             argv = driver.command(turn, access)
             if task.turns > 0:
