@@ -24,7 +24,7 @@ async def _warm(docker: aiodocker.Docker, data_dir: object) -> list[dict]:
     """This server's warm containers: made ahead for a task id, named ...-warm, not yet taken."""
     containers = await docker.containers.list(all=True)
     return [c._container for c in containers if any(name.endswith("-warm") for name in c._container["Names"])
-            and str(data_dir) in str(c._container.get("Mounts", ""))]
+            and str(data_dir) in str(c._container.get("Mounts", "")) and c._container.get("State") == "running"]
 
 
 async def _ready(docker: aiodocker.Docker, settings: Settings, *, besides: tuple[str, ...] = ()) -> list[str]:
@@ -33,6 +33,7 @@ async def _ready(docker: aiodocker.Docker, settings: Settings, *, besides: tuple
         while True:
             found = [c["Id"] for c in await _warm(docker, settings.data_dir)]
             if found and not set(found) & set(besides):
+                await asyncio.sleep(0.3)  # running now; in the pool's list a moment later
                 return found
             await asyncio.sleep(0.1)
 

@@ -9,6 +9,7 @@ warm container before its task's turn, and each is made for one task id only.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
@@ -30,6 +31,7 @@ log = structlog.get_logger(__name__)
 _KEYS_KEPT = 4
 # A taken id whose task was claimed by another node (or never stored) gives its container back after this.
 _RESERVED_FOR_S = 600.0
+_REFILL_AFTER_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +81,9 @@ class WarmPool:
     def ready(self, key: PoolKey) -> int:
         return len(self._ready.get(key, []))
 
-    def keep_warm(self, key: PoolKey) -> None:
-        """Make containers for `key` in the background until `size` are ready (no-op when the pool is off)."""
+    def keep_warm(self, key: PoolKey, *, after_s: float = 0.0) -> None:
+        """Make containers for `key` in the background until `size` are ready (no-op when the pool is off),
+        starting in `after_s` seconds."""
         if self._size <= 0 or self._closed:
             return
         if key in self._recent:
@@ -93,7 +96,7 @@ class WarmPool:
         missing = self._size - len(self._ready.get(key, [])) - self._filling.get(key, 0)
         for _ in range(max(0, missing)):
             self._filling[key] = self._filling.get(key, 0) + 1
-            self._spawn(self._fill(key), "warm-container")
+            self._spawn(self._fill(key, after_s), "warm-container")
 
     def reserve(self, key: PoolKey) -> UUID | None:
         """The task id of a ready container for `key`, now set aside for the task about to be stored with it;
@@ -103,7 +106,9 @@ class WarmPool:
         warm = ready.pop(0) if ready else None
         if warm is not None:
             self._reserved[warm.task_id] = warm
-        self.keep_warm(key)
+        # The next one is made once this task's agent has started: on a small machine, making a container
+        # at the same moment slows the agent's start-up, which is what the warm container is there to spare.
+        self.keep_warm(key, after_s=_REFILL_AFTER_S if warm is not None else 0.0)
         return warm.task_id if warm is not None else None
 
     def claim(self, task_id: UUID, key: PoolKey) -> WarmContainer | None:
@@ -138,9 +143,11 @@ class WarmPool:
         except RuntimeError:  # shutting down: the work is not needed any more
             work.close()
 
-    async def _fill(self, key: PoolKey) -> None:
+    async def _fill(self, key: PoolKey, after_s: float) -> None:
         task_id = uuid.uuid4()
         try:
+            if after_s:
+                await asyncio.sleep(after_s)
             container_id, holder = await self._make(key, task_id)
         except (ContainerError, OSError) as exc:
             log.warning("warm_pool.not_made", image=key.image, error=str(exc))
