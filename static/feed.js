@@ -1,8 +1,9 @@
-/* Turns a task's events into feed entries.
+/* Turns a task's events into feed entries, and text the agent is typing into provisional ones.
  *
  * Everything in an event came from the agent and is untrusted: text goes in as text nodes only,
  * assistant prose through the DOM-building markdown renderer. Every entry carries data-seq, so the
- * page (and its tests) can see exactly which events it shows.
+ * page (and its tests) can see exactly which events it shows; typing entries carry none (they are no
+ * stored event) and give way to the stored message.
  */
 (function () {
   "use strict";
@@ -112,10 +113,13 @@
     return node;
   }
 
-  function notice(ev) {
+  // In a conversation (a live session's page) a prompt is labelled with its author alone, as the first is.
+  function notice(ev, calls, options) {
     if (ev.data.code === "follow_up") {
       var prompt = entry(ev, "div", "ev-prompt");
-      prompt.appendChild(el("div", "ev-who", "Follow-up"));
+      var who = options.conversation && ev.data.by ? ev.data.by :
+        "Follow-up" + (ev.data.by ? " \u00b7 " + ev.data.by : "");
+      prompt.appendChild(el("div", "ev-who", who));
       var body = el("div", "md");
       body.appendChild(window.aicodeMarkdown.render(ev.data.message || ""));
       prompt.appendChild(body);
@@ -148,6 +152,7 @@
       d.files_changed + (d.files_changed === 1 ? " file " : " files ")));
     node.appendChild(el("span", "count-add mono", "+" + d.additions));
     node.appendChild(el("span", "count-del mono", " \u2212" + d.deletions));
+    if (d.partial) node.appendChild(el("span", "commit-partial", " (partial)"));
     var link = el("a", "ev-link", "view changes");
     link.href = "#changes";
     node.appendChild(link);
@@ -227,10 +232,56 @@
   };
 
   // The entry for `ev`, or null when it was placed inside an earlier entry (a tool result).
-  function render(ev, calls) {
+  // `options.conversation`: the page is a live session's.
+  function render(ev, calls, options) {
     var renderer = RENDERERS[ev.type] || other;
-    return renderer(ev, calls);
+    return renderer(ev, calls, options || {});
   }
 
-  window.aicodeFeed = { render: render, types: Object.keys(RENDERERS) };
+  // Text as the agent types it (`message.delta`, live only): one provisional entry per message id at
+  // the end of `feed`, replaced by the stored message with that id, dropped if none comes (the turn
+  // was interrupted mid-sentence).
+  function Typing(feed) {
+    this.feed = feed;
+    this.open = new Map();
+  }
+
+  Typing.prototype.delta = function (data) {
+    var key = String(data.message_id || "");
+    var node = this.open.get(key);
+    if (!node) {
+      node = el("div", "ev ev-typing");
+      node.dataset.typing = key;
+      node.setAttribute("aria-live", "polite");
+      node.appendChild(el("span", "sr-only", "The agent is typing: "));
+      node.appendChild(el("span", "typing-text"));
+      this.feed.appendChild(node);
+      this.open.set(key, node);
+    }
+    node.querySelector(".typing-text").appendChild(document.createTextNode(String(data.text || "")));
+  };
+
+  // Put `node`, the entry of the stored message `ev`, in place of its typing entry; false if it had none.
+  Typing.prototype.settle = function (ev, node) {
+    if (ev.type !== "message" || ev.data.kind === "thinking") return false;
+    var key = String(ev.data.message_id || "");
+    var typed = this.open.get(key);
+    if (!typed) return false;
+    this.open.delete(key);
+    typed.replaceWith(node);
+    return true;
+  };
+
+  Typing.prototype.clear = function () {
+    this.open.forEach(function (node) { node.remove(); });
+    this.open.clear();
+  };
+
+  // The stream's event names: the stored events' and the live-only ones (no seq, never replayed).
+  var LIVE_TYPES = ["message.delta", "session.idle"];
+
+  window.aicodeFeed = {
+    render: render, types: Object.keys(RENDERERS).concat(LIVE_TYPES),
+    typing: function (feed) { return new Typing(feed); },
+  };
 })();

@@ -1,5 +1,8 @@
-/* The live task page: the event feed (latest events first, earlier on demand), a live stream that
- * resumes where it left off after a drop, the counters at the top, follow-up, cancel and the diff.
+/* The live task page: the event feed (latest events first, earlier on demand), text as the agent
+ * types it, a live stream that resumes where it left off after a drop, the counters at the top,
+ * follow-up, cancel and the diff. A live session's page adds its conversation box (static/session.js),
+ * which learns of every event through DOM events on #task: `aicode:event` (a stored event shown),
+ * `aicode:live` (a live-only one), `aicode:status` and `aicode:loaded` (the first events are shown).
  */
 (function () {
   "use strict";
@@ -12,15 +15,20 @@
   var api = "/api/tasks/" + root.dataset.taskId;
   var feed = document.getElementById("feed");
   var $ = function (selector) { return root.querySelector(selector); };
+  var feedOptions = { conversation: root.dataset.kind === "session" };
   var state = {
     status: root.dataset.status, first: null, last: 0, source: null, calls: new Map(), queue: Promise.resolve(),
     retries: 0, reconnectTimer: null, refreshTimer: null, head: root.dataset.headCommit || "",
     startedAt: root.dataset.startedAt ? new Date(root.dataset.startedAt) : null,
     finishedAt: root.dataset.finishedAt ? new Date(root.dataset.finishedAt) : null,
-    task: null, turnUsage: null,
+    task: null, turnUsage: null, typing: window.aicodeFeed.typing(feed),
   };
 
   function isTerminal(status) { return TERMINAL.indexOf(status) >= 0; }
+
+  function tell(name, detail) {
+    root.dispatchEvent(new CustomEvent("aicode:" + name, { detail: detail }));
+  }
 
   // -- the counters and the status -------------------------------------------------------------
 
@@ -56,9 +64,11 @@
     var badge = $("[data-field=status] .badge");
     badge.className = "badge badge-" + status;
     badge.textContent = status;
-    $("[data-cancel]").hidden = isTerminal(status);
+    var cancel = $("[data-cancel]");
+    if (cancel) cancel.hidden = isTerminal(status);
     $("[data-follow-up] button[type=submit]").disabled = !isTerminal(status);
     $("[data-follow-hint]").textContent = isTerminal(status) ? "" : "Available once this turn ends.";
+    tell("status", status);
   }
 
   // Takes the task's counters from GET /api/tasks/{id} (the source of truth for totals).
@@ -142,8 +152,8 @@
 
   function append(ev) {
     var follow = nearBottom();
-    var node = window.aicodeFeed.render(ev, state.calls);
-    if (node) feed.appendChild(node);
+    var node = window.aicodeFeed.render(ev, state.calls, feedOptions);
+    if (node && !state.typing.settle(ev, node)) feed.appendChild(node);
     state.last = ev.seq;
     if (state.first === null) state.first = ev.seq;
     if (follow) feed.scrollTop = feed.scrollHeight;
@@ -152,6 +162,13 @@
       showTotals();
     }
     if (["turn.completed", "git.commit", "task.status", "agent.started"].indexOf(ev.type) >= 0) refreshSoon();
+    // Typed text that no stored message took up by the turn's end was cut off: it is gone.
+    if (ev.type === "turn.completed" || (ev.type === "task.status" && isTerminal(ev.data.status))) state.typing.clear();
+    // A session records each turn on the task row as it ends (no status change): its usage is in the totals then.
+    if (ev.type === "turn.completed" && feedOptions.conversation) {
+      state.turnUsage = null;
+      showTotals();
+    }
     if (ev.type === "task.status") {
       // A new turn starts from the task row's totals; an ended one is in them (refreshed at once).
       if (!isTerminal(ev.data.status)) state.turnUsage = null;
@@ -159,10 +176,27 @@
       setStatus(ev.data.status);
       if (isTerminal(ev.data.status)) endStream();
     }
+    tell("event", ev);
+  }
+
+  // A live-only event (no seq): text being typed, or a session ready for its next prompt.
+  function showLive(ev) {
+    if (ev.type === "message.delta") {
+      var follow = nearBottom();
+      state.typing.delta(ev.data || {});
+      if (follow) feed.scrollTop = feed.scrollHeight;
+    }
+    if (ev.type === "session.idle") refreshSoon(); // the turn is on the task row now
+    tell("live", ev);
   }
 
   // In seq order, once each: a replayed event is skipped, a gap is filled from the JSON API first.
+  // Live-only events keep their place in the queue, so typed text never overtakes the message before it.
   function ingest(ev) {
+    if (typeof ev.seq !== "number") {
+      showLive(ev);
+      return Promise.resolve();
+    }
     if (ev.seq <= state.last) return Promise.resolve();
     var fill = Promise.resolve([]);
     if (ev.seq > state.last + 1) {
@@ -186,7 +220,7 @@
     return window.aicode.getJSON(api + "/events?last=" + PAGE + "&before=" + state.first).then(function (events) {
       var chunk = document.createDocumentFragment();
       events.forEach(function (ev) {
-        var node = window.aicodeFeed.render(ev, state.calls);
+        var node = window.aicodeFeed.render(ev, state.calls, feedOptions);
         if (node) chunk.appendChild(node);
       });
       var height = feed.scrollHeight;
@@ -299,7 +333,8 @@
 
   function start() {
     $("[data-follow-up]").addEventListener("submit", followUp);
-    $("[data-cancel]").addEventListener("click", askCancel);
+    var cancel = $("[data-cancel]");
+    if (cancel) cancel.addEventListener("click", askCancel);
     var push = $("[data-push]");
     if (push) push.addEventListener("click", function () { publish(push, "/push"); });
     var open = $("[data-open-pr]");
@@ -312,6 +347,7 @@
       $("[data-load-earlier]").hidden = !(state.first > 1);
       $("[data-feed-loading]").hidden = true;
       feed.scrollTop = feed.scrollHeight;
+      tell("loaded", state.status);
       if (isTerminal(state.status)) setLive("ended"); else openStream();
     });
     if (state.head) loadDiff();

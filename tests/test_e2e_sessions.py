@@ -125,3 +125,32 @@ async def test_an_interrupt_stops_a_long_tool_call_and_the_session_goes_on(
     assert "Still here." in texts
     await app.delete(f"/api/sessions/{session['id']}", headers=alice)
     await finished(app, alice, session["id"])
+
+
+async def test_each_prompt_runs_with_its_authors_key(app: AsyncTestClient, mock: MockAnthropic, source_repo) -> None:
+    workspace, alice = await _workspace(app, source_repo)
+    admin = await login(app, *ADMIN)
+    bob = await make_user(app, admin, "bob")
+    carol = await make_user(app, admin, "carol")
+    assert (await app.put("/api/me/credentials/anthropic", json={"api_key": "sk-ant-bob-key"},
+                          headers=bob)).status_code == 204
+    for name in ("bob", "carol"):
+        await app.put(f"/api/workspaces/{workspace}/members/{name}", json={"role": "editor"}, headers=alice)
+    mock.script([reply(text("Alice's answer.")), reply(text("Bob's answer."))])
+    session = (await app.post(f"/api/workspaces/{workspace}/sessions", json={"prompt": "From alice"},
+                              headers=alice)).json()
+    await _turns(app, alice, session["id"], 1)
+    assert (await app.post(f"/api/tasks/{session['id']}/messages", json={"prompt": "From bob"},
+                           headers=bob)).status_code == 202
+    await _turns(app, alice, session["id"], 2)
+    keys = [{k.lower(): v for k, v in headers.items()}["x-api-key"] for headers in mock.request_headers]
+    assert keys[0] == "sk-ant-alice-key" and keys[-1] == "sk-ant-bob-key"
+    # Carol has no key, and the workspace no team key: her prompt is skipped, the session goes on.
+    await app.post(f"/api/tasks/{session['id']}/messages", json={"prompt": "From carol"}, headers=carol)
+    async with asyncio.timeout(60):
+        while not any(n["data"]["code"] == "no_credential" for n in of_type(await events(app, alice, session["id"]),
+                                                                            "notice")):
+            await asyncio.sleep(0.1)
+    assert (await app.get(f"/api/tasks/{session['id']}", headers=alice)).json()["status"] == "running"
+    await app.delete(f"/api/sessions/{session['id']}", headers=alice)
+    await finished(app, alice, session["id"])

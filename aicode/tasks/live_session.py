@@ -230,7 +230,8 @@ class SessionRunner:
                         return (TaskStatus.CANCELLED, None) if stop.reason == "cancelled" else (status, None)
                     if agent.exited.is_set():
                         return TaskStatus.FAILED, "the agent's process ended; send a follow-up to resume the session"
-                    await self._switch_requester(plan, workspace, turn.user_id)
+                    if not await self._switch_requester(task.id, plan, workspace, turn.user_id):
+                        continue
                     await agent.ask(turn.prompt)
                     ended_by, outcome = await self._await_turn(agent, task, stop, inbox)
                     if outcome is None:
@@ -254,7 +255,8 @@ class SessionRunner:
             first = None
             if turn is None:
                 return (TaskStatus.CANCELLED, None) if stop.reason == "cancelled" else (status, None)
-            await self._switch_requester(plan, workspace, turn.user_id)
+            if not await self._switch_requester(task.id, plan, workspace, turn.user_id):
+                continue
             before = TokenCount(task.input_tokens, task.output_tokens, task.cache_read_tokens, task.cache_write_tokens)
             agent_turn = AgentTurn(prompt=turn.prompt, model=task.model, max_turns=task.max_turns,
                                    resume_session_id=task.session_id,
@@ -362,16 +364,24 @@ class SessionRunner:
                 pending.cancel()
             await asyncio.gather(outcome_task, stopper, interrupt, terminate, return_exceptions=True)
 
-    async def _switch_requester(self, plan: TurnPlan, workspace: WorkspaceRecord, user_id: UUID) -> None:
+    async def _switch_requester(self, task_id: UUID, plan: TurnPlan, workspace: WorkspaceRecord,
+                                user_id: UUID) -> bool:
         """Each prompt runs with its author's key, as any follow-up does: the session's capability token is
-        re-pointed at the author's credential before the turn (turns of a session never overlap)."""
+        re-pointed at the author's credential before the turn (turns of a session never overlap). False,
+        with a notice in the feed, when the author has none: the prompt is skipped, the session goes on."""
         if plan.grant is None or plan.grant.user_id == user_id:
-            return
+            return True
         credential = await self._planner.credential(user_id, workspace.id, plan.driver.provider)
         if credential is None:
-            raise TurnFailure(f"the prompt's author has no {plan.driver.provider} key, and the workspace no team key")
+            author = (await self._planner.author(user_id))[0]
+            await self._bus.emit(task_id, [("notice", {
+                "level": "error", "code": "no_credential",
+                "message": f"{author}'s prompt was skipped: {author} has no {plan.driver.provider} key and the "
+                           "workspace has no team key for it (add one in Settings)"})])
+            return False
         plan.grant.user_id = user_id
         plan.grant.credentials = {plan.driver.provider: credential}
+        return True
 
     async def _close_turn(self, task: TaskRecord, workspace: WorkspaceRecord, plan: TurnPlan,
                           container: StartedContainer, turn: _Turn, outcome: TurnOutcome, result: ExecResult,

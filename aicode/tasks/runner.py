@@ -166,47 +166,52 @@ class TaskRunner:
         await self._containers.after_previous_turn(task.id)
         with tracer.start_as_current_span("checkout"):
             await self._copies.ready(task, workspace)
-        async with self._planner.plan(task, workspace) as plan:
-            await asyncio.to_thread(self._layout.prepare_task, task.id)
-            # A first turn takes a warm container when one is ready; else the container starts while the
-            # working copy is made: neither needs the other until the exec.
-            warm = self._containers.claim_warm(task, workspace, plan)
-            starting = asyncio.create_task(self._start_container(task, workspace, plan, warm))
-            try:
-                with tracer.start_as_current_span("checkout.base"):
-                    base = await self._copies.base(task)
-            except BaseException:
+        await asyncio.to_thread(self._layout.prepare_task, task.id)
+        # The working copy is made while the turn is planned and its container starts (or a warm one is
+        # taken): none needs another until the exec.
+        basing = asyncio.create_task(self._base(task))
+        try:
+            async with self._planner.plan(task, workspace) as plan:
+                warm = self._containers.claim_warm(task, workspace, plan)
+                starting = asyncio.create_task(self._start_container(task, workspace, plan, warm))
+                try:
+                    base = await basing
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        self._containers.discard(task.id, await starting)
+                    raise
+                clock.lap("prepare")
+                container = await starting
+                clock.lap("container")
+                CONTAINER_START.observe(clock.laps["container"] / 1000)
+                if self._setup.needed(task.id, workspace):
+                    with tracer.start_as_current_span("setup"):
+                        setup = await self._setup.run(task.id, container.id, workspace, stop)
+                    clock.lap("setup")
+                    if not setup.ok:
+                        self._containers.clean_up(task.id, container, None, plan.env)
+                        return _setup_failed(task, setup)
+                parser = plan.driver.parser(plan.turn)
+                result = ExecResult()
+                ended_by: str | None = "crashed"
+                try:
+                    with tracer.start_as_current_span("agent.run"):
+                        stderr_tail, ended_by = await self._execution.watch(
+                            task.id, container.id, plan.argv, plan.env, task.timeout_s, parser, result, stop)
+                finally:
+                    clock.lap("agent")
+                    # Off the critical path: the turn's outcome depends on neither. Only a container whose
+                    # agent exited on its own is still there to commit in.
+                    sync = commit_title(task.pending_prompt or task.prompt) if ended_by is None else None
+                    self._containers.clean_up(task.id, container, sync, plan.env)
+                events, outcome = parser.finish(result.exit_code, stderr_tail)
+                outcome = _priced(outcome, events, plan)
+                verdict = judge(task, workspace, outcome, result, ended_by, plan.grant)
+                status, error = verdict.status, verdict.error
+        finally:
+            if not basing.done():
                 with contextlib.suppress(Exception):
-                    self._containers.discard(task.id, await starting)
-                raise
-            clock.lap("prepare")
-            container = await starting
-            clock.lap("container")
-            CONTAINER_START.observe(clock.laps["container"] / 1000)
-            if self._setup.needed(task.id, workspace):
-                with tracer.start_as_current_span("setup"):
-                    setup = await self._setup.run(task.id, container.id, workspace, stop)
-                clock.lap("setup")
-                if not setup.ok:
-                    self._containers.clean_up(task.id, container, None, plan.env)
-                    return _setup_failed(task, setup)
-            parser = plan.driver.parser(plan.turn)
-            result = ExecResult()
-            ended_by: str | None = "crashed"
-            try:
-                with tracer.start_as_current_span("agent.run"):
-                    stderr_tail, ended_by = await self._execution.watch(
-                        task.id, container.id, plan.argv, plan.env, task.timeout_s, parser, result, stop)
-            finally:
-                clock.lap("agent")
-                # Off the critical path: the turn's outcome depends on neither. Only a container whose
-                # agent exited on its own is still there to commit in.
-                sync = commit_title(task.pending_prompt or task.prompt) if ended_by is None else None
-                self._containers.clean_up(task.id, container, sync, plan.env)
-            events, outcome = parser.finish(result.exit_code, stderr_tail)
-            outcome = _priced(outcome, events, plan)
-            verdict = judge(task, workspace, outcome, result, ended_by, plan.grant)
-            status, error = verdict.status, verdict.error
+                    await basing
         partial = ended_by is not None or status != TaskStatus.SUCCEEDED
         parent = task.head_commit or base
         with tracer.start_as_current_span("commit"):
@@ -219,6 +224,10 @@ class TaskRunner:
         closing = [(e.type, e.data) for e in events] + commit_events(task, snapshot, partial) + stored
         return TurnReport(status=status, error=error, outcome=outcome, commit=snapshot.commit, events=closing,
                           cause=verdict.cause, timings=clock.laps)
+
+    async def _base(self, task: TaskRecord) -> str:
+        with self._tracer.start_as_current_span("checkout.base"):
+            return await self._copies.base(task)
 
     async def _start_container(self, task: TaskRecord, workspace: WorkspaceRecord, plan: TurnPlan,
                                warm: StartedContainer | None = None) -> StartedContainer:

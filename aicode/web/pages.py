@@ -1,4 +1,4 @@
-"""The overview (running now, queue, recent tasks, 30-day usage chart) and the live task page."""
+"""The overview (running now, queue, recent tasks, 30-day usage chart) and the live task (or session) page."""
 
 from __future__ import annotations
 
@@ -56,19 +56,25 @@ class TaskPages(Controller):
         task_service: NamedDependency[TaskService], dashboard: NamedDependency[DashboardRepo],
         workspace_service: NamedDependency[WorkspaceService],
     ) -> Template:
-        """The page's frame; static/task.js fills in the event feed, live stats and the diff."""
+        """The page's frame; static/task.js fills in the event feed, live stats and the diff (and
+        static/session.js runs a live session's conversation box)."""
         task = await task_service.get(request.user, task_id)
         row = await dashboard.one(task.id)
         if row is None:
             raise NotFoundError(f"no task with id {task_id}")
         workspace = await workspace_service.get(request.user, task.workspace_id)
         role = await workspace_service.role(request.user, workspace.id)
-        may_publish = permits(role, Action.PUBLISH, admin=request.user.is_admin)
+        admin = request.user.is_admin
+        may_publish = permits(role, Action.PUBLISH, admin=admin)
+        # A live session's box: prompts for those who may run tasks; interrupt and end for those who may
+        # stop this one (its author, or whoever may stop anyone's).
+        stop = Action.CANCEL_OWN if task.user_id == request.user.id else Action.CANCEL_ANY
         try:
             default_model = driver_for(task.agent).default_model
         except UnknownAgent:  # a task from a server that had a driver this one lacks
             default_model = None
         return page("task.html", nav="workspaces", task=task, row=row, terminal=task.status in TERMINAL_STATUSES,
-                    default_model=default_model,
+                    default_model=default_model, can_run=permits(role, Action.RUN, admin=admin),
+                    can_stop=permits(role, stop, admin=admin),
                     can_push=may_publish and not workspace.repo_url.startswith("/"),
                     forge=ForgeSettings.from_json(workspace.forge) if may_publish else None)

@@ -18,7 +18,7 @@ from aicode.db.pool import Database
 __all__ = ["DashboardRepo", "TaskFilter", "TaskRow", "WorkspaceUsage"]
 
 _ROW_COLUMNS = """t.id, t.workspace_id, w.name AS workspace_name, u.username, t.agent, t.status, t.prompt, t.cost_usd,
-    t.input_tokens, t.output_tokens, t.created_at, t.started_at, t.finished_at"""
+    t.input_tokens, t.output_tokens, t.created_at, t.started_at, t.finished_at, t.kind"""
 _FROM_VISIBLE = f"""FROM tasks t JOIN workspaces w ON w.id = t.workspace_id JOIN users u ON u.id = t.user_id
     WHERE {visible_to("t.workspace_id", "$1")}"""
 
@@ -40,6 +40,7 @@ class TaskRow:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    kind: str  # "task", or "session": a live session
 
 
 @dataclass(frozen=True, slots=True)

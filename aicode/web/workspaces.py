@@ -1,5 +1,5 @@
-"""Workspace pages: the list with the create form and sync buttons, and one workspace with its tasks,
-members, team model keys and forge settings."""
+"""Workspace pages: the list with the create form and sync buttons, and one workspace with its task (and
+session) form, tasks, members, team model keys and forge settings."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from aicode.errors import AicodeError
 from aicode.forges.hooks import ForgeHooks
 from aicode.http.urls import redact_userinfo, without_userinfo
 from aicode.tasks.models import STATUSES
-from aicode.tasks.schemas import TaskCreate
+from aicode.tasks.schemas import SessionCreate, TaskCreate
 from aicode.tasks.service import TaskService
 from aicode.web.agent_picker import checked_agent
 from aicode.web.forms import form_values, parse_form
@@ -105,12 +105,31 @@ class WorkspacePages(Controller):
         workspace_page: NamedDependency[WorkspacePage],
     ) -> Response[Any]:
         """Queue the task and open its page, where it streams live."""
+        return await self._start(request, workspace_id, workspace_service, task_service, workspace_page,
+                                 session=False)
+
+    @post("/{workspace_id:uuid}/sessions")
+    async def start_session(
+        self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
+        workspace_service: NamedDependency[WorkspaceService], task_service: NamedDependency[TaskService],
+        workspace_page: NamedDependency[WorkspacePage],
+    ) -> Response[Any]:
+        """Start a live session (the task form's fields, its prompt optional) and open its page, the conversation."""
+        return await self._start(request, workspace_id, workspace_service, task_service, workspace_page,
+                                 session=True)
+
+    @staticmethod
+    async def _start(request: Request[UserRecord, Any, Any], workspace_id: UUID, workspace_service: WorkspaceService,
+                     task_service: TaskService, workspace_page: WorkspacePage, *, session: bool) -> Response[Any]:
         workspace = await workspace_service.get(request.user, workspace_id)
         values = await form_values(request, _TASK_FIELDS)
         try:
             values["agent"] = checked_agent(values.get("agent"))
-            data = parse_form(values, TaskCreate)
-            task = await task_service.submit(request.user, workspace.id, data)
+            if session:
+                wanted = parse_form(values, SessionCreate).as_task()
+                task = await task_service.submit(request.user, workspace.id, wanted, kind="session")
+            else:
+                task = await task_service.submit(request.user, workspace.id, parse_form(values, TaskCreate))
         except AicodeError as exc:
             return await workspace_page.render(request, workspace, status_code=exc.status_code,
                                                task_error=exc.detail, form=values)

@@ -1,4 +1,4 @@
-"""The `aicode` client commands: talk to an aicode server over its HTTP API (login, run, logs, pull …)."""
+"""The `aicode` client commands: talk to an aicode server over its HTTP API (login, run, chat, logs, pull …)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from aicode.cli.client import (
     agent_commands,
     auth_commands,
+    chat_commands,
     forge_commands,
     mcp_server,
     review_commands,
@@ -21,6 +22,6 @@ __all__ = ["register"]
 def register(commands: Any) -> None:
     """Add the client commands to the `aicode` parser's subcommands."""
     options = client_options()
-    for module in (auth_commands, workspace_commands, task_commands, agent_commands, review_commands, forge_commands,
-                   mcp_server):
+    for module in (auth_commands, workspace_commands, task_commands, chat_commands, agent_commands, review_commands,
+                   forge_commands, mcp_server):
         module.register(commands, options)

@@ -1,4 +1,5 @@
-"""How a task's events read in a terminal: one short line per thing that happened."""
+"""How a task's events read in a terminal: one short line per thing that happened, and the status area
+under them (state, time, tokens, cost, and the text the agent is typing)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import time
 from typing import Any
 
+from rich.console import Group, RenderableType
 from rich.text import Text
 
 from aicode.tasks.models import TaskStatus
@@ -21,6 +23,8 @@ _STATUS_MARKS: dict[str, tuple[str, str]] = {TaskStatus.QUEUED: ("●", "dim"), 
                  TaskStatus.SUCCEEDED: ("✓", "bold green"), TaskStatus.FAILED: ("✗", "bold red"),
                  TaskStatus.CANCELLED: ("■", "yellow"), TaskStatus.INTERRUPTED: ("⚠", "yellow")}
 _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+# The status area shows the end of the text being typed: this many lines of it at most.
+_TYPING_LINES = 4
 
 
 def _short(text: str, limit: int = _MAX_LINE) -> str:
@@ -83,6 +87,8 @@ class EventView:
         self._cwd: str | None = None
         self._since = _parse_time(started_at) if started_at else None
         self._clock = time.monotonic()
+        # Text as it is typed (`message.delta`), by message id, until the whole message is printed.
+        self._typing: dict[str, str] = {}
 
     def lines(self, event: dict[str, Any]) -> list[Text]:
         kind, data = event.get("type", ""), event.get("data") or {}
@@ -100,6 +106,19 @@ class EventView:
         text.append(f" · {format_duration(elapsed)} · {self.meter.text()}", style="dim")
         return text
 
+    def typing(self) -> str:
+        """The end of the text the agent is typing now (empty when it types nothing)."""
+        text = "".join(self._typing.values()).rstrip()
+        return "\n".join(text.splitlines()[-_TYPING_LINES:])
+
+    def status_area(self) -> RenderableType:
+        """What stays under the printed lines on a terminal: the text being typed, then the status line.
+        The text is printed once, as a line, when its whole message comes; until then it lives here."""
+        typing = self.typing()
+        if not typing:
+            return self.status_line()
+        return Group(Text(typing, style="italic"), self.status_line())
+
     def _on_task_status(self, data: dict[str, Any]) -> list[Text]:
         self.status = str(data.get("status"))
         mark, style = _STATUS_MARKS.get(self.status, ("●", ""))
@@ -109,7 +128,13 @@ class EventView:
         return [text]
 
     def _on_message_delta(self, data: dict[str, Any]) -> list[Text]:
-        return []  # live text as it is typed: the whole message follows and is printed then
+        # Live text as it is typed: shown in the status area; the whole message follows and is printed then.
+        key = str(data.get("message_id") or "")
+        self._typing[key] = self._typing.get(key, "") + str(data.get("text") or "")
+        return []
+
+    def _on_session_idle(self, data: dict[str, Any]) -> list[Text]:
+        return []  # a live session waits for its next prompt: `aicode chat` asks for it
 
     def _on_agent_started(self, data: dict[str, Any]) -> list[Text]:
         self._cwd = str(data["cwd"]).rstrip("/") + "/" if data.get("cwd") else None
@@ -121,6 +146,7 @@ class EventView:
         text = str(data.get("text") or "")
         if data.get("kind") == "thinking":
             return [Text(f"∴ {_short(text)}", style="dim italic")]
+        self._typing.pop(str(data.get("message_id") or ""), None)
         return [Text(text.rstrip("\n"))]
 
     def _on_tool_call(self, data: dict[str, Any]) -> list[Text]:
@@ -162,6 +188,7 @@ class EventView:
 
     def _on_turn_completed(self, data: dict[str, Any]) -> list[Text]:
         self.meter.turn_done()
+        self._typing.clear()  # text no whole message took up was cut off (an interrupt): it is gone
         parts = [f"{data['num_turns']} turn{'' if data['num_turns'] == 1 else 's'}"] if data.get("num_turns") else []
         if data.get("duration_ms") is not None:
             parts.append(f"{data['duration_ms'] / 1000:.1f}s")

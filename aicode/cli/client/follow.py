@@ -1,4 +1,5 @@
-"""Following a task's events over SSE, surviving dropped connections without gap or duplicate."""
+"""Following a task's events over SSE, surviving dropped connections without gap or duplicate; the
+live-only events (text as it is typed, a session waiting) pass through as they come."""
 
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ def replay_events(api: ApiClient, task_id: str, after: int = 0) -> Iterator[dict
 
 
 class EventFollower:
-    """Yields a task's events in seq order until it has ended and every event was yielded.
+    """Yields a task's events in seq order until it has ended and every event was yielded, and between
+    them the live-only events (no seq, never replayed: one missed during a drop is gone).
 
     The stream is resumed with `Last-Event-ID` = the seq of the last event the caller took, so an
     event is shown exactly once even if a connection drops in the middle of it. `final_task` holds
@@ -71,7 +73,7 @@ class EventFollower:
             try:
                 for event in self._connection():
                     yield event
-                    self.last_seq = event["seq"]
+                    self.last_seq = event.get("seq", self.last_seq)
                     failures = 0
                 reason = "the server closed the stream"
             except (httpx.TransportError, ServerUnreachable) as exc:
@@ -90,6 +92,9 @@ class EventFollower:
             self._last_contact = time.monotonic()
             for event in parse_sse(response.iter_lines()):
                 seq = event.get("seq")
+                if seq is None and isinstance(event.get("type"), str):
+                    yield event  # live-only
+                    continue
                 if not isinstance(seq, int) or seq <= self.last_seq:
                     continue  # seen already: never show an event twice
                 if seq > self.last_seq + 1:

@@ -76,6 +76,10 @@ class ApiClient:
             raise NotSignedIn("not signed in: run aicode login (or set AICODE_TOKEN)")
         return {"Authorization": f"Bearer {token}", **(extra or {})}
 
+    def auth_headers(self) -> dict[str, str]:
+        """The header that signs a request in, for what httpx does not carry (the session's WebSocket)."""
+        return self._headers(None, None)
+
     def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
                 headers: dict[str, str] | None = None, token: str | None = None, signed: bool = True
                 ) -> httpx.Response:

@@ -123,6 +123,11 @@ def _age(created_at: str) -> str:
     return "just now"
 
 
+def _prompt_cell(task: dict[str, Any]) -> str:
+    prompt = " ".join(task["prompt"].split())[:200]
+    return prompt or ("(live session)" if task.get("kind") == "session" else "")
+
+
 @client_command
 def _tasks(ctx: Context) -> int:
     args = ctx.args
@@ -133,7 +138,7 @@ def _tasks(ctx: Context) -> int:
         ctx.out.json(tasks)
         return EXIT_OK
     rows = [[t["id"], t["status"], workspaces.get(t["workspace_id"], t["workspace_id"][:8]), t.get("agent") or "-",
-             _age(t["created_at"]), format_cost(t["cost_usd"]), " ".join(t["prompt"].split())[:200]] for t in tasks]
+             _age(t["created_at"]), format_cost(t["cost_usd"]), _prompt_cell(t)] for t in tasks]
     if not rows:
         ctx.out.note("no tasks yet: start one with aicode run -w WORKSPACE \"prompt\"")
         return EXIT_OK

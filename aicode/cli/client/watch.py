@@ -19,10 +19,12 @@ __all__ = ["agent_text", "finish", "print_event", "watch"]
 
 
 def print_event(ctx: Context, view: EventView, event: dict[str, Any]) -> None:
-    """One event: a JSON line with --json, otherwise its rendered lines."""
-    lines = view.lines(event)  # also keeps the status line's state current
+    """One event: a JSON line with --json, otherwise its rendered lines. Live-only events (no seq: text
+    as it is typed, a session waiting) only move the status area; --json prints the stored events."""
+    lines = view.lines(event)  # also keeps the status area's state current
     if ctx.out.json_mode:
-        ctx.out.json(event, compact=True)
+        if "seq" in event:
+            ctx.out.json(event, compact=True)
         return
     for line in lines:
         ctx.out.line(line)
@@ -40,11 +42,11 @@ def watch(ctx: Context, task: dict[str, Any], *, after: int, cancel_on_interrupt
     shown = after  # the seq of the last event printed
     gate = InterruptGate()
     try:
-        with gate.installed(), ctx.out.live(view.status_line):
+        with gate.installed(), ctx.out.live(view.status_area):
             for event in follower.events():
                 with gate.closed():
                     print_event(ctx, view, event)
-                    shown = event["seq"]
+                    shown = event.get("seq", shown)
     except KeyboardInterrupt:
         if not cancel_on_interrupt:
             ctx.out.note(f"detached: the task goes on. Follow it again with: aicode logs -f {task['id']}",
