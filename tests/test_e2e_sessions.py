@@ -100,7 +100,9 @@ async def test_an_interrupt_stops_a_long_tool_call_and_the_session_goes_on(
     workspace, alice = await _workspace(app, source_repo)
     mock.script([
         reply(tool_use("Write", {"file_path": "/workspace/partial.txt", "content": "before the interrupt\n"})),
-        reply(tool_use("Bash", {"command": "sleep 120", "description": "wait a long time"})),
+        # Not a bare `sleep`: Claude Code refuses those and the turn would end at once.
+        reply(tool_use("Bash", {"command": "python3 -c 'import time; time.sleep(120)'",
+                                "description": "wait a long time"})),
     ])
     session = (await app.post(f"/api/workspaces/{workspace}/sessions", json={"prompt": "Write, then wait."},
                               headers=alice)).json()
@@ -108,6 +110,9 @@ async def test_an_interrupt_stops_a_long_tool_call_and_the_session_goes_on(
         while not any(c["data"]["name"] == "Bash" for c in of_type(await events(app, alice, session["id"]),
                                                                    "tool.call")):
             await asyncio.sleep(0.1)
+    evs = await events(app, alice, session["id"])
+    bash = next(c for c in of_type(evs, "tool.call") if c["data"]["name"] == "Bash")["data"]["call_id"]
+    assert not [r for r in of_type(evs, "tool.result") if r["data"]["call_id"] == bash]  # still running
     started = asyncio.get_running_loop().time()
     assert (await app.post(f"/api/tasks/{session['id']}/interrupt", headers=alice)).status_code == 202
     task = await _turns(app, alice, session["id"], 1)

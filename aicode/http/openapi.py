@@ -47,6 +47,7 @@ ROUTE_ERRORS: dict[str, tuple[int, ...]] = {
     "DELETE /api/me/credentials/{provider}": (404,),
     "DELETE /api/workspaces/{workspace_id}/credentials/{provider}": (404,),
     "POST /api/workspaces": (409, 429),
+    "GET /api/agents": (404,),
     "PATCH /api/workspaces/{workspace_id}": (409,),
     "DELETE /api/workspaces/{workspace_id}": (409,),
     "POST /api/workspaces/{workspace_id}/sync": (409, 429),

@@ -196,7 +196,7 @@ class SessionRunner:
         await self._copies.ready(task, workspace)
         async with self._planner.plan(task, workspace, live=True) as plan:
             await asyncio.to_thread(self._layout.prepare_task, task.id)
-            container = (self._containers.claim_warm(task, workspace, plan)
+            container = (await self._containers.claim_warm(task, workspace, plan)
                          or await self._containers.start(task, workspace, plan))
             try:
                 base = await self._copies.base(task)

@@ -172,7 +172,7 @@ class TaskRunner:
         basing = asyncio.create_task(self._base(task))
         try:
             async with self._planner.plan(task, workspace) as plan:
-                warm = self._containers.claim_warm(task, workspace, plan)
+                warm = await self._containers.claim_warm(task, workspace, plan)
                 starting = asyncio.create_task(self._start_container(task, workspace, plan, warm))
                 try:
                     base = await basing

@@ -79,12 +79,18 @@ class TurnContainers:
                        memory_mb=limits.get("memory_mb"), cpus=limits.get("cpus"), pids=limits.get("pids"),
                        network=network, confine_to=confine_to)
 
-    def claim_warm(self, task: TaskRecord, workspace: WorkspaceRecord, plan: TurnPlan) -> StartedContainer | None:
-        """The container made ahead for this task's first turn, if this node has one that still fits."""
+    async def claim_warm(self, task: TaskRecord, workspace: WorkspaceRecord, plan: TurnPlan
+                         ) -> StartedContainer | None:
+        """The container made ahead for this task's first turn, if this node has one that still fits and
+        still runs (a Docker engine that restarted meanwhile stopped it)."""
         if task.turns > 0 or task.base_commit is not None:
             return None
         warm = self.pool.claim(task.id, self.pool_key(workspace, plan.driver.name, plan.network, plan.confine_to))
         if warm is None:
+            return None
+        _, stopped = await self._runtime.container_state(warm.container_id)
+        if stopped:
+            self._removals.spawn(self._remove_warm(warm), name=f"remove-{task.id}")
             return None
         log.info("task.warm_container", task_id=str(task.id), container=warm.container_id[:12])
         return StartedContainer(warm.container_id, warm.holder)
