@@ -45,6 +45,9 @@ from aicode.auth.service import AuthService
 from aicode.auth.sso.config import build_single_sign_on
 from aicode.background import BackgroundTasks
 from aicode.channels import build_channels
+from aicode.comments.controller import CommentController
+from aicode.comments.repo import CommentRepo
+from aicode.comments.service import CommentService
 from aicode.containers.confinement import NetworkConfinement
 from aicode.containers.engine import DockerEngine
 from aicode.containers.network import AgentNetwork
@@ -111,6 +114,7 @@ from aicode.tasks.warm_start import WarmStart
 from aicode.tasks.working_copy import WorkingCopies
 from aicode.tracing import Tracing, route_span_details
 from aicode.web import template_config, web_route_handlers
+from aicode.web.errors import error_page, wants_html
 from aicode.workspaces.controller import WorkspaceController
 from aicode.workspaces.repo import WorkspaceRepo
 from aicode.workspaces.service import WorkspaceService
@@ -122,7 +126,9 @@ log = structlog.get_logger(__name__)
 MAX_REQUEST_BODY_BYTES = 1024 * 1024
 
 
-def _domain_error(_: Request[Any, Any, Any], exc: AicodeError) -> Response[dict[str, object]]:
+def _domain_error(request: Request[Any, Any, Any], exc: AicodeError) -> Response[Any]:
+    if wants_html(request):
+        return error_page(request, exc)
     # A message may quote a URL the client sent: its embedded credentials are never echoed back.
     detail = redact_userinfo(exc.detail)
     headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
@@ -141,7 +147,9 @@ def _detail(exc: HTTPException) -> str:
     return f"{exc.detail}: {'; '.join(problems)}" if problems else exc.detail
 
 
-def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
+def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if wants_html(request):
+        return error_page(request, exc)
     if isinstance(exc, HTTPException) and exc.status_code < 500:
         body: dict[str, object] = {"status_code": exc.status_code, "detail": _detail(exc)}
         if exc.extra:
@@ -271,7 +279,7 @@ def create_app(settings: Settings) -> Litestar:
                         container_user=layout.ids.container_user),
         runtime, layout, confinement, holders, warm=settings.warm_pool,
     )
-    copies = WorkingCopies(task_repo, store, workspace_service, state)
+    copies = WorkingCopies(task_repo, store, workspace_service, state, site_url=settings.site_url)
     publisher = ForgePublisher(
         PublishConfig(site_url=settings.site_url, allowed_hosts=settings.allowed_git_hosts,
                       allow_insecure=settings.allow_insecure_remotes),
@@ -305,6 +313,7 @@ def create_app(settings: Settings) -> Litestar:
                                audit, disk, session_repo, warm_start, default_timeout_s=settings.task_timeout_s,
                                max_timeout_s=settings.max_task_timeout_s,
                                max_queued_per_user=settings.max_queued_per_user)
+    comment_service = CommentService(CommentRepo(database), task_service)
     hooks = ForgeHooks(ForgeRepo(database), WorkspaceRepo(database), access, UserRepo(database), task_service,
                        publisher, box, audit, background, site_url=settings.site_url)
 
@@ -366,7 +375,7 @@ def create_app(settings: Settings) -> Litestar:
             WorkspaceController, CredentialController, AgentController, TaskController, SessionController,
             SessionStreamController, TaskStreamController, UsageController,
             MemberController, WorkspaceCredentialController, AuditController, NodeController,
-            ForgeTaskController, ForgeIdentityController, WebhookController, MetricsController,
+            ForgeTaskController, ForgeIdentityController, WebhookController, MetricsController, CommentController,
             *web_route_handlers(),
         ],
         lifespan=[lifespan],
@@ -381,6 +390,7 @@ def create_app(settings: Settings) -> Litestar:
             "credential_service": Provide(lambda: credential_service, sync_to_thread=False),
             "agent_catalog": Provide(lambda: agent_catalog, sync_to_thread=False),
             "task_service": Provide(lambda: task_service, sync_to_thread=False),
+            "comment_service": Provide(lambda: comment_service, sync_to_thread=False),
             "usage_repo": Provide(lambda: usage_repo, sync_to_thread=False),
             "audit_log": Provide(lambda: audit, sync_to_thread=False),
             "node_repo": Provide(lambda: node_repo, sync_to_thread=False),

@@ -118,6 +118,18 @@ async def _team_credential(world: World) -> None:
                            json={"api_key": "sk-team-matrix"}, headers=world.headers["owner"])
 
 
+def owners_comment() -> Call:
+    """DELETE of a comment the workspace's owner just wrote on the finished task."""
+
+    async def build(world: World, role: str) -> tuple[str, str, dict[str, Any]]:
+        made = await world.client.post(f"/api/tasks/{world.task_view}/comments", json={
+            "path": "a.txt", "line": 1, "body": "to delete"}, headers=world.headers["owner"])
+        assert made.status_code == 201, made.text
+        return "DELETE", f"/api/tasks/{world.task_view}/comments/{made.json()['id']}", {}
+
+    return build
+
+
 def own_token(path: str) -> Call:
     """A call on one of the caller's own API tokens (a made-up id for callers without any)."""
 
@@ -179,6 +191,7 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Call]] = {
                                                json={"setup_code": "x", "username": "x", "password": "x" * 8})),
     ("POST", "/api/auth/logout"): (SIGNED_IN, signing_out("POST", "/api/auth/logout")),
     ("GET", "/api/me"): (SIGNED_IN, call("GET", "/api/me")),
+    ("PATCH", "/api/me"): (SIGNED_IN, call("PATCH", "/api/me", json={"git_name": "Matrix Person"})),
     ("GET", "/api/me/usage"): (SIGNED_IN, call("GET", "/api/me/usage")),
     ("GET", "/api/tokens"): (SIGNED_IN, call("GET", "/api/tokens")),
     ("POST", "/api/tokens"): (SIGNED_IN, call("POST", "/api/tokens", json=lambda w: {"name": w.unique("n")})),
@@ -227,6 +240,14 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Call]] = {
     ("GET", "/api/tasks/{task_id:uuid}/patch"): (VIEW, call("GET", "/api/tasks/{task_view}/patch")),
     ("POST", "/api/tasks/{task_id:uuid}/messages"): (RUN, call("POST", "/api/tasks/{task_follow}/messages",
                                                                json={"prompt": "@say again"})),
+    # Review comments, on the finished task's changed file. Sending addresses the task that takes follow-ups,
+    # which has no open comments: allowed callers get 409, which proves they passed the access check.
+    ("GET", "/api/tasks/{task_id:uuid}/comments"): (VIEW, call("GET", "/api/tasks/{task_view}/comments")),
+    ("POST", "/api/tasks/{task_id:uuid}/comments"): (RUN, call("POST", "/api/tasks/{task_view}/comments", json={
+        "path": "a.txt", "line": 1, "side": "new", "body": "matrix"})),
+    # The owner's comment: only its author (the owner) and admins may delete it.
+    ("DELETE", "/api/tasks/{task_id:uuid}/comments/{comment_id:int}"): (MANAGE, owners_comment()),
+    ("POST", "/api/tasks/{task_id:uuid}/comments/send"): (RUN, call("POST", "/api/tasks/{task_follow}/comments/send")),
     # The owner's finished task: an editor may cancel only its own, so only owners and admins pass (409).
     ("POST", "/api/tasks/{task_id:uuid}/cancel"): (MANAGE, call("POST", "/api/tasks/{task_view}/cancel")),
     ("WS", "/ws/tasks/{task_id:uuid}"): (VIEW, call("WS", "/ws/tasks/{task_view}")),
@@ -284,6 +305,8 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Call]] = {
     ("POST", "/workspaces/{workspace_id:uuid}/credentials/{provider:str}/remove"): (as_page(MANAGE), owner_first(
         _team_credential, call("POST", "/workspaces/{workspace}/credentials/anthropic/remove"))),
     ("GET", "/settings"): (as_page(SIGNED_IN), call("GET", "/settings")),
+    ("POST", "/settings/git-identity"): (as_page(SIGNED_IN), call("POST", "/settings/git-identity", data=form(
+        git_name="Matrix Person", git_email="matrix@example.com"))),
     ("POST", "/settings/forge-identities"): (as_page(SIGNED_IN), call("POST", "/settings/forge-identities", data=form(
         github=lambda w: w.unique("ghp")))),
     ("POST", "/settings/tokens"): (as_page(SIGNED_IN), call("POST", "/settings/tokens", data=form(

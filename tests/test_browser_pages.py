@@ -290,3 +290,26 @@ async def test_an_owner_shares_a_workspace_and_a_viewer_sees_it_read_only(
         for session in (owner, viewer):
             await session.api.aclose()
             await session.close()
+
+
+async def test_settings_hold_the_git_identity_commits_are_authored_with(alice: Session) -> None:
+    page = alice.page
+    await page.goto("/settings")
+    await page.get_by_label("Commit author").fill("Alice Liddell")
+    await page.get_by_label("Commit email").fill("alice@example.com")
+    await page.get_by_role("button", name="Save git identity").click()
+    await expect(page.get_by_role("status")).to_contain_text("Git identity saved")
+    await expect(page.get_by_label("Commit author")).to_have_value("Alice Liddell")
+    headers = await api_headers(alice.api, "alice", "alice-password")
+    me = (await alice.api.get("/api/me", headers=headers)).json()
+    assert (me["git_name"], me["git_email"]) == ("Alice Liddell", "alice@example.com")
+    await page.get_by_label("Commit author").fill("Alice <mallory@example.com>")
+    await page.get_by_role("button", name="Save git identity").click()
+    await expect(page.get_by_role("alert")).to_contain_text("without < or >")
+    # Emptied fields go back to the default.
+    await page.get_by_label("Commit author").fill("")
+    await page.get_by_label("Commit email").fill("")
+    await page.get_by_role("button", name="Save git identity").click()
+    await expect(page.get_by_role("status")).to_contain_text("Git identity saved")
+    me = (await alice.api.get("/api/me", headers=headers)).json()
+    assert (me["git_name"], me["git_email"]) == (None, None)

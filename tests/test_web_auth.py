@@ -113,3 +113,15 @@ async def test_a_cross_site_websocket_with_the_session_cookie_is_refused(client:
             pass
     with await client.websocket_connect(f"/ws/tasks/{task_id}", headers={"Origin": "http://testserver.local"}) as ws:
         assert ws.receive_json(timeout=10)["status_code"] == 404  # authenticated; the task just does not exist
+
+
+async def test_an_unknown_url_is_an_html_page_for_browsers_and_json_for_api_clients(client, admin_headers) -> None:
+    browser = await client.get("/no/such/page", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert browser.status_code == 404 and browser.headers["content-type"].startswith("text/html")
+    assert "Not found" in browser.text and '"status_code"' not in browser.text
+    signed_in = await client.get("/no/such/page", headers={**admin_headers, "Accept": "text/html"})
+    assert signed_in.status_code == 404 and "Not found" in signed_in.text
+    api = await client.get("/api/no/such/thing", headers={"Accept": "text/html"})
+    assert api.status_code == 404 and api.json()["status_code"] == 404
+    plain = await client.get("/no/such/page", headers={"Accept": "application/json"})
+    assert plain.status_code == 404 and plain.json()["status_code"] == 404

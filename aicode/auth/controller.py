@@ -20,6 +20,7 @@ from aicode.auth.schemas import (
     ApiTokenCreated,
     LoginRequest,
     LoginResponse,
+    MeUpdate,
     SetupRequest,
     User,
     UserCreate,
@@ -32,7 +33,8 @@ __all__ = ["AdminUserController", "AuthController", "MeController", "TokenContro
 
 def user_out(user: UserRecord) -> User:
     return User(id=user.id, username=user.username, admin=user.is_admin, disabled=user.disabled,
-                created_at=user.created_at, monthly_budget_usd=user.monthly_budget_usd)
+                created_at=user.created_at, monthly_budget_usd=user.monthly_budget_usd, git_name=user.git_name,
+                git_email=user.git_email)
 
 
 class AuthController(Controller):
@@ -67,6 +69,13 @@ class MeController(Controller):
     async def me(self, request: Request[UserRecord, Any, Any]) -> User:
         """The signed-in user."""
         return user_out(request.user)
+
+    @patch("/")
+    async def update(
+        self, data: JSONBody[MeUpdate], request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService]
+    ) -> User:
+        """Your git identity: the author name and email of the commits of the turns you ask for."""
+        return user_out(await auth_service.set_git_identity(request.user, data))
 
 
 class TokenController(Controller):

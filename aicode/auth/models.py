@@ -19,6 +19,8 @@ class UserRecord:
     created_at: datetime
     monthly_budget_usd: float | None = None  # model spend allowed per calendar month (None: no cap)
     session_version: int = 0  # JWTs carry it; a password reset or disable bumps it and ends them all
+    git_name: str | None = None  # the author of their turns' commits (None: the username)
+    git_email: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,8 @@ from aicode.errors import ConflictError
 
 __all__ = ["RevokedJwtRepo", "TokenRepo", "UserRepo"]
 
-_USER_COLUMNS = "id, username, password_hash, is_admin, disabled, created_at, monthly_budget_usd, session_version"
+_USER_COLUMNS = ("id, username, password_hash, is_admin, disabled, created_at, monthly_budget_usd, session_version, "
+                 "git_name, git_email")
 
 
 def _user(row: asyncpg.Record | None) -> UserRecord | None:
@@ -86,6 +87,12 @@ class UserRepo:
             budget[0] if budget is not None else None,
         )
         return _user(row)
+
+    async def set_git_identity(self, user_id: UUID, name: str | None, email: str | None) -> UserRecord | None:
+        """The user's git author name and email (None clears one: the default is used again)."""
+        return _user(await self._db.pool.fetchrow(
+            f"""UPDATE users SET git_name = $2, git_email = $3, updated_at = now() WHERE id = $1
+                RETURNING {_USER_COLUMNS}""", user_id, name, email))
 
     async def end_sessions(self, user_id: UUID) -> None:
         """Every JWT issued so far stops working, and every API token is revoked (for good)."""

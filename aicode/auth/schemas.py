@@ -9,6 +9,7 @@ from uuid import UUID
 import msgspec
 
 __all__ = [
+    "MeUpdate",
     "ApiToken",
     "ApiTokenCreate",
     "ApiTokenCreated",
@@ -58,6 +59,19 @@ class User(msgspec.Struct):
     disabled: bool
     created_at: datetime
     monthly_budget_usd: float | None = None
+    git_name: str | None = None  # the author of your turns' commits; None: your username
+    git_email: str | None = None  # None: <username>@aicode.invalid
+
+
+GitName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+GitEmail = Annotated[str, msgspec.Meta(min_length=3, max_length=200)]
+
+
+class MeUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """Your git identity; a field sent as null goes back to the default, a field left out is kept."""
+
+    git_name: GitName | None | msgspec.UnsetType = msgspec.UNSET
+    git_email: GitEmail | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class UserCreate(msgspec.Struct, forbid_unknown_fields=True):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from uuid import UUID, uuid4
 
+import msgspec
 import structlog
 from litestar.security.jwt import Token
 
@@ -18,13 +20,24 @@ from aicode.audit.service import AuditLog
 from aicode.auth.models import UserRecord
 from aicode.auth.passwords import hash_password, verify_password
 from aicode.auth.repo import RevokedJwtRepo, TokenRepo, UserRepo
+from aicode.auth.schemas import MeUpdate
 from aicode.auth.throttle import LoginThrottle
-from aicode.errors import AuthenticationError, ConflictError, ForbiddenError, NotFoundError, TooManyError
+from aicode.errors import (
+    AuthenticationError,
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    TooManyError,
+)
 from aicode.request_log import CLIENT_ADDRESS
 
 __all__ = ["API_TOKEN_PREFIX", "JWT_ALGORITHM", "AuthService"]
 
 log = structlog.get_logger(__name__)
+
+_GIT_NAME_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f<>]")
+_GIT_EMAIL = re.compile(r"[^\s<>@\x00-\x1f\x7f]+@[^\s<>@\x00-\x1f\x7f]+")
 
 API_TOKEN_PREFIX = "aic_"
 JWT_ALGORITHM = "HS256"
@@ -90,6 +103,21 @@ class AuthService:
         await self._record(actor, "user.update", ("user", user.id), username=user.username,
                            **{k: v for k, v in changed.items() if v is not None})
         return user
+
+    async def set_git_identity(self, user: UserRecord, update: MeUpdate) -> UserRecord:
+        """Change the fields `update` sets (null: back to the default) and keep the others."""
+        name = user.git_name if update.git_name is msgspec.UNSET else update.git_name
+        email = user.git_email if update.git_email is msgspec.UNSET else update.git_email
+        # Both go into commit headers, where a line break or an angle bracket would forge another field.
+        if name is not None and (_GIT_NAME_FORBIDDEN.search(name) or not name.strip()):
+            raise InvalidInputError("git_name: one line of text, without < or > (it is the commits' author name)")
+        if email is not None and not _GIT_EMAIL.fullmatch(email):
+            raise InvalidInputError("git_email: an email address such as ada@example.com (no spaces, < or >)")
+        updated = await self._users.set_git_identity(user.id, name, email)
+        if updated is None:
+            raise NotFoundError("your account no longer exists")
+        log.info("user.git_identity", username=user.username)
+        return updated
 
     async def ensure_first_admin(self, bootstrap: tuple[str, str] | None) -> None:
         """At start-up with no users: create the bootstrap admin, or offer a one-time setup code."""

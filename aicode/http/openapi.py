@@ -62,6 +62,8 @@ ROUTE_ERRORS: dict[str, tuple[int, ...]] = {
     "GET /api/tasks/{task_id}/diff": (409,),
     "GET /api/tasks/{task_id}/files": (409,),
     "GET /api/tasks/{task_id}/patch": (409,),
+    "POST /api/tasks/{task_id}/comments": (409,),
+    "POST /api/tasks/{task_id}/comments/send": (409, 429, 507),
     "POST /api/tasks/{task_id}/push": (409, 502),
     "POST /api/tasks/{task_id}/pull-request": (409, 429, 502),
     "POST /api/tasks/{task_id}/rebase": (409, 429, 502),

@@ -97,9 +97,12 @@ class TurnPlanner:
         self._users = users
 
     async def author(self, user_id: UUID) -> tuple[str, str]:
+        """The git author of a turn `user_id` asked for: their git identity (Settings), else their username."""
         user = await self._users.get(user_id)
         name = user.username if user is not None else "aicode"
-        return name, f"{name}@aicode.invalid"
+        if user is None:
+            return name, f"{name}@aicode.invalid"
+        return user.git_name or name, user.git_email or f"{name}@aicode.invalid"
 
     async def credential(self, user_id: UUID, workspace_id: UUID, provider: str) -> ModelCredential | None:
         """The credential a turn asked for by `user_id` runs with (their own, else the workspace's team key)."""

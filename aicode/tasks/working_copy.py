@@ -47,7 +47,9 @@ def commit_events(task: TaskRecord, snapshot: Snapshot | None, partial: bool) ->
 
 
 class WorkingCopies:
-    def __init__(self, tasks: TaskRepo, store: GitStore, mirrors: LocalMirrors, state: PortableState) -> None:
+    def __init__(self, tasks: TaskRepo, store: GitStore, mirrors: LocalMirrors, state: PortableState, *,
+                 site_url: str | None = None) -> None:
+        self._site_url = site_url.rstrip("/") if site_url else None  # for the `Task:` trailer's link
         self._tasks = tasks
         self._store = store
         self._mirrors = mirrors
@@ -77,7 +79,10 @@ class WorkingCopies:
     async def commit(self, task: TaskRecord, parent: str, *, partial: bool, author: tuple[str, str]) -> Snapshot:
         """Commit the working copy on the task branch: author the turn's requester, committer aicode."""
         prompt = (task.pending_prompt or task.prompt).strip()
-        message = f"{'[partial] ' if partial else ''}{commit_title(prompt)}\n\n{prompt}\n\naicode-task: {task.id}\n"
+        trailers = f"aicode-task: {task.id}\n"
+        if self._site_url:
+            trailers += f"Task: {self._site_url}/tasks/{task.id}\n"
+        message = f"{'[partial] ' if partial else ''}{commit_title(prompt)}\n\n{prompt}\n\n{trailers}"
         return await self._store.snapshot(task.workspace_id, task.id, parent, message, author, COMMITTER)
 
     async def store_state(self, task: TaskRecord, since: str, snapshot: Snapshot | None) -> list[Event]:

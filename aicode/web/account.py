@@ -17,7 +17,7 @@ from litestar.security.jwt import Token
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from aicode.auth.models import UserRecord
-from aicode.auth.schemas import ApiTokenCreate
+from aicode.auth.schemas import ApiTokenCreate, MeUpdate
 from aicode.auth.security import SESSION_COOKIE
 from aicode.auth.service import AuthService
 from aicode.auth.sso.config import SingleSignOn
@@ -40,6 +40,7 @@ _DONE = {
     "key-removed": "{provider} key removed.",
     "revoked": "API token revoked.",
     "forge": "Forge logins saved.",
+    "git": "Git identity saved.",
 }
 
 
@@ -178,6 +179,21 @@ class SettingsPages(Controller):
             return await self._render(request, auth_service, credential_service, status_code=exc.status_code,
                                       key_errors={provider: exc.detail})
         return Redirect(f"/settings?done=key-removed&provider={provider}#keys-head", status_code=HTTP_303_SEE_OTHER)
+
+    @post("/git-identity")
+    async def set_git_identity(
+        self, request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService],
+        credential_service: NamedDependency[CredentialService],
+    ) -> Response[Any]:
+        """Your git author name and email; a field left empty goes back to the default."""
+        values = await form_values(request, ("git_name", "git_email"))
+        try:
+            given = {name: values.get(name, "").strip() or None for name in ("git_name", "git_email")}
+            await auth_service.set_git_identity(request.user, parse_form(given, MeUpdate))
+        except AicodeError as exc:
+            return await self._render(request, auth_service, credential_service, status_code=exc.status_code,
+                                      git_error=exc.detail)
+        return Redirect("/settings?done=git#git-identity-head", status_code=HTTP_303_SEE_OTHER)
 
     @post("/forge-identities")
     async def link_forge_logins(

@@ -15,7 +15,7 @@ from litestar.types import ExceptionHandlersMap
 from aicode.errors import AicodeError
 from aicode.web.templating import page
 
-__all__ = ["PAGE_EXCEPTION_HANDLERS", "safe_next"]
+__all__ = ["PAGE_EXCEPTION_HANDLERS", "error_page", "safe_next", "wants_html"]
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +38,19 @@ def _to_sign_in(request: Request[Any, Any, Any], _: Exception) -> Response[Any]:
 
 
 _SERVER_ERROR = "Something went wrong on the server; its log has the details."
+
+
+def wants_html(request: Request[Any, Any, Any]) -> bool:
+    """A browser asking for a page (an unknown URL typed or followed): it gets an HTML error page, while API
+    clients (`/api/…`, or anything not asking for HTML) keep the JSON error."""
+    path = request.url.path
+    if path.startswith(("/api/", "/ws/", "/schema", "/metrics", "/static/")):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return _error_page(request, exc)
 
 
 def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

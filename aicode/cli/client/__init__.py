@@ -8,6 +8,7 @@ from aicode.cli.client import (
     agent_commands,
     auth_commands,
     chat_commands,
+    comment_commands,
     forge_commands,
     mcp_server,
     review_commands,
@@ -23,5 +24,5 @@ def register(commands: Any) -> None:
     """Add the client commands to the `aicode` parser's subcommands."""
     options = client_options()
     for module in (auth_commands, workspace_commands, task_commands, chat_commands, agent_commands, review_commands,
-                   forge_commands, mcp_server):
+                   comment_commands, forge_commands, mcp_server):
         module.register(commands, options)
