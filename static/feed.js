@@ -106,10 +106,21 @@
     return null;
   }
 
+  var cancelledBy = null;  // who asked for the cancel the next "cancelled" status reports
+
   function status(ev) {
     var node = entry(ev, "div", "ev-status" + (ev.data.error ? " ev-error" : ""));
     node.appendChild(el("span", "badge badge-" + ev.data.status, ev.data.status));
     if (ev.data.error) node.appendChild(el("span", "ev-error-text", ev.data.error));
+    if (ev.data.status === "cancelled") {
+      // Steps the agent had under way when it was stopped are stopped too, not "running" for ever.
+      document.querySelectorAll(".ev-tool:not(.tool-ok):not(.tool-failed) .tool-state").forEach(function (state) {
+        state.textContent = "stopped";
+      });
+      node.appendChild(el("span", "ev-status-text", "Cancelled" + (cancelledBy ? " by " + cancelledBy : "") +
+        "; the work so far is committed as partial."));
+      cancelledBy = null;
+    }
     return node;
   }
 
@@ -120,10 +131,15 @@
       var who = options.conversation && ev.data.by ? ev.data.by :
         "Follow-up" + (ev.data.by ? " \u00b7 " + ev.data.by : "");
       prompt.appendChild(el("div", "ev-who", who));
-      var body = el("div", "md");
-      body.appendChild(window.aicodeMarkdown.render(ev.data.message || ""));
-      prompt.appendChild(body);
+      // Exactly as typed: a prompt is not markdown to render, and `*` or `#` in it mean what they say.
+      prompt.appendChild(el("div", "prompt-text", ev.data.message || ""));
       return prompt;
+    }
+    if (ev.data.code === "cancel_requested") {
+      cancelledBy = ev.data.by || null;
+      var asked = entry(ev, "div", "ev-meta");
+      asked.textContent = "Cancel asked by " + (ev.data.by || "someone") + "\u2026";
+      return asked;
     }
     var level = ev.data.level || "info";
     var node = entry(ev, "div", "ev-notice level-" + level + (level === "error" ? " ev-error" : ""));
@@ -134,7 +150,7 @@
 
   function turnCompleted(ev) {
     var d = ev.data;
-    var failed = d.status && d.status !== "succeeded" && d.status !== "success";
+    var failed = d.status && d.status !== "succeeded" && d.status !== "success" && d.status !== "cancelled";
     var node = entry(ev, "div", "ev-meta ev-turn" + (failed || d.error ? " ev-error" : ""));
     var parts = ["Turn " + (d.status || "completed"), seconds(d.duration_ms), money(d.cost_usd)];
     if (d.num_turns) parts.splice(1, 0, d.num_turns + (d.num_turns === 1 ? " model turn" : " model turns"));

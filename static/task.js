@@ -58,9 +58,13 @@
     live.textContent = labels[mode];
   }
 
+  // The tab's title says the state, so a task left in a background tab shows when it ends.
+  var baseTitle = document.title;
+
   function setStatus(status) {
     state.status = status;
     root.dataset.status = status;
+    document.title = (isTerminal(status) ? "" : "● ") + status + " · " + baseTitle;
     var badge = $("[data-field=status] .badge");
     badge.className = "badge badge-" + status;
     badge.textContent = status;
@@ -97,7 +101,9 @@
     var push = $("[data-push]");
     var open = $("[data-open-pr]");
     var link = $("[data-pr-link]");
+    var download = $("[data-download-patch]");
     if (push) push.disabled = !task.head_commit;
+    if (download) download.hidden = !task.head_commit;
     if (open) {
       open.disabled = !task.head_commit;
       open.hidden = !!task.pull_request;

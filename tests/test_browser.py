@@ -254,9 +254,12 @@ async def test_a_follow_up_continues_the_same_task(alice: Session, source_repo: 
     await open_workspace(alice, source_repo)
     await run_task(alice, "@write one.txt 1")
     await expect(page.locator("[data-field=status] .badge")).to_have_text("succeeded", timeout=60_000)
-    await page.get_by_label("Continue the same session on the same branch").fill("@write two.txt 2\n@say second turn")
+    await page.get_by_label("Continue the same session on the same branch").fill(
+        "@write two.txt 2\n@say second turn **as typed**")
     await page.get_by_role("button", name="Send follow-up").click()
     await expect(page.locator("#feed .ev-prompt", has_text="second turn")).to_be_visible()
+    # The prompt is shown exactly as typed: its asterisks are not markdown.
+    await expect(page.locator("#feed .ev-prompt .prompt-text")).to_contain_text("second turn **as typed**")
     await expect(page.locator("#feed .ev-text", has_text="second turn")).to_be_visible(timeout=60_000)
     await expect(page.locator("[data-field=status] .badge")).to_have_text("succeeded", timeout=60_000)
     await expect(page.locator("[data-field=turns]")).to_have_text("2")
@@ -267,8 +270,9 @@ async def test_a_follow_up_continues_the_same_task(alice: Session, source_repo: 
 async def test_cancel_asks_for_confirmation_then_stops_the_task(alice: Session, source_repo: Path) -> None:
     page = alice.page
     await open_workspace(alice, source_repo)
-    task_id = await run_task(alice, "@say working on it\n@sleep 60")
+    task_id = await run_task(alice, "@say working on it\n@bash sleep 60")
     await expect(page.locator("#feed .ev-text", has_text="working on it")).to_be_visible()
+    await expect(page.locator("#feed .ev-tool .tool-state")).to_have_text("running")
     await page.get_by_role("button", name="Cancel").click()
     dialog = page.get_by_role("dialog")
     await expect(dialog).to_contain_text("Cancel this task?")
@@ -282,6 +286,12 @@ async def test_cancel_asks_for_confirmation_then_stops_the_task(alice: Session, 
     await expect(page.locator("[data-field=status] .badge")).to_have_text("cancelled", timeout=30_000)
     await expect(page.get_by_role("button", name="Cancel")).to_be_hidden()
     await expect(page.get_by_role("button", name="Send follow-up")).to_be_enabled()
+    # A cancel reads as one, by whom, with no step left running and no red "turn failed, code 137".
+    await expect(page.locator("#feed .ev-status").last).to_contain_text(
+        "Cancelled by alice; the work so far is committed as partial.")
+    await expect(page.locator("#feed .ev-tool .tool-state")).to_have_text("stopped")
+    await expect(page.locator("#feed .ev-turn.ev-error")).to_have_count(0)
+    await expect(page.locator("#feed")).not_to_contain_text("code 137")
 
 
 async def test_a_reconnect_mid_stream_shows_every_event_once(browser, live: LiveServer, source_repo: Path) -> None:

@@ -152,3 +152,24 @@ async def test_pages_forbid_inline_scripts_with_a_content_security_policy(alice:
     })""")
     assert ran == "blocked"
     alice.errors.clear()  # that violation was the point of this test
+
+
+async def test_download_patch_is_offered_only_when_there_is_a_patch(alice: Session, source_repo: Path) -> None:
+    nothing = await finished_task(alice, source_repo, "@say nothing to change")
+    page = alice.page
+    await page.goto(f"/tasks/{nothing['id']}")
+    await expect(page.get_by_text("nothing to change").first).to_be_visible()
+    await expect(page.get_by_test_id("download-patch")).to_be_hidden()
+    headers = await api_headers(alice.api, "alice", "alice-password")
+    changed = await alice.api.post(f"/api/workspaces/{nothing['workspace_id']}/tasks",
+                                   json={"prompt": "@write a.txt a change"}, headers=headers)
+    task = await wait_for_task(alice.api, headers, changed.json()["id"], TERMINAL)
+    await page.goto(f"/tasks/{task['id']}")
+    await expect(page.get_by_test_id("download-patch")).to_be_visible()
+
+
+async def test_the_tab_title_carries_the_tasks_state(alice: Session, source_repo: Path) -> None:
+    task = await finished_task(alice, source_repo, "@say done")
+    page = alice.page
+    await page.goto(f"/tasks/{task['id']}")
+    await expect(page).to_have_title(re.compile(r"^succeeded · Task "))

@@ -219,7 +219,8 @@ async def test_a_queued_task_that_is_cancelled_never_starts(task_app, workspace)
     for blocker in blockers:
         await finished(task_app, alice, blocker["id"])
     evs = await events(task_app, alice, queued["id"])
-    assert [e["data"]["status"] for e in evs] == ["queued", "cancelled"]
+    assert [e["data"]["status"] for e in evs if e["type"] == "task.status"] == ["queued", "cancelled"]
+    assert [e["data"]["by"] for e in evs if e["data"].get("code") == "cancel_requested"] == ["alice"]
 
 
 async def test_cancelling_a_finished_task_answers_409(task_app, workspace) -> None:

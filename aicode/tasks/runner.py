@@ -79,6 +79,14 @@ def _priced(outcome: TurnOutcome, events: list[AgentEvent], plan: TurnPlan) -> T
     return dataclasses.replace(outcome, cost_usd=cost)
 
 
+def _as_cancelled(events: list[AgentEvent]) -> None:
+    """A turn stopped on purpose did not fail: its closing event says cancelled, not "exited with code 137"."""
+    for event in events:
+        if event.type == "turn.completed":
+            event.data["status"] = "cancelled"
+            event.data.pop("error", None)
+
+
 class PhaseClock:
     """Milliseconds spent in each phase of a turn, for the log line operators tune with."""
 
@@ -206,6 +214,8 @@ class TaskRunner:
                     self._containers.clean_up(task.id, container, sync, plan.env)
                 events, outcome = parser.finish(result.exit_code, stderr_tail)
                 outcome = _priced(outcome, events, plan)
+                if ended_by == "cancelled":
+                    _as_cancelled(events)
                 verdict = judge(task, workspace, outcome, result, ended_by, plan.grant)
                 status, error = verdict.status, verdict.error
         finally:

@@ -212,6 +212,11 @@ class TaskService:
         task = await self.get(actor, task_id, Action.CANCEL_ANY)
         await self._audit.record(actor, "task.cancel", ("task", task_id), workspace_id=task.workspace_id,
                                  status=task.status)
+        if task.status in ACTIVE_STATUSES:
+            # Who stopped it, for the feed ("Cancelled by …"); the status event follows once the turn ended.
+            await self._bus.emit(task_id, [("notice", {"level": "info", "code": "cancel_requested",
+                                                       "by": actor.username,
+                                                       "message": f"cancelled by {actor.username}"})])
         if task.status == TaskStatus.QUEUED:
             async with self._bus.batch(task_id) as batch:
                 cancelled = await self._tasks.transition(
