@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -24,7 +24,7 @@ from aicode.tasks.models import STATUSES, TaskRecord
 from aicode.tasks.schemas import FileEntry, FollowUp, Task, TaskCreate, TaskOrigin, TaskPullRequest
 from aicode.tasks.service import TaskService
 
-__all__ = ["TaskController", "TaskStreamController", "task_out"]
+__all__ = ["TaskController", "TaskStreamController", "stream_events", "task_out"]
 
 # Event seqs are PostgreSQL bigints: a larger number is a 400 here, not an overflow in the database.
 MAX_SEQ = 2**63 - 1
@@ -163,30 +163,39 @@ class TaskStreamController(Controller):
         task_service: NamedDependency[TaskService], after: After = 0,
     ) -> None:
         """One JSON event per message: replay after `after`, then live; closes once the task has ended."""
-        await socket.accept()
-        try:
-            stream = await task_service.follow(socket.user, task_id, after)
-        except AicodeError as exc:
-            await socket.send_json({"status_code": exc.status_code, "detail": exc.detail})
-            await socket.close(code=4000 + exc.status_code, reason=exc.detail[:120])
-            return
-        sender = asyncio.create_task(self._send_all(socket, stream))
-        listener = asyncio.create_task(self._until_disconnect(socket))
-        done, pending = await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        if sender in done and sender.exception() is None:
-            with contextlib.suppress(Exception):
-                await socket.close(code=1000)
+        await stream_events(socket, task_service, task_id, after, _until_disconnect)
 
-    @staticmethod
-    async def _send_all(socket: WebSocket[Any, Any, Any], stream: AsyncIterator[WireEvent]) -> None:
-        async for event in stream:
-            await socket.send_text(event.json)
 
-    @staticmethod
-    async def _until_disconnect(socket: WebSocket[Any, Any, Any]) -> None:
-        with contextlib.suppress(WebSocketDisconnect):
-            while True:
-                await socket.receive_data(mode="text")
+async def stream_events(
+    socket: WebSocket[UserRecord, Any, Any], task_service: TaskService, task_id: UUID, after: int,
+    listen: Callable[[WebSocket[UserRecord, Any, Any]], Coroutine[Any, Any, None]],
+) -> None:
+    """A task's events over a WebSocket (replay after `after`, then live), while `listen` takes what the client
+    sends, until either ends; closed normally once the task has ended and every event went out."""
+    await socket.accept()
+    try:
+        stream = await task_service.follow(socket.user, task_id, after)
+    except AicodeError as exc:
+        await socket.send_json({"status_code": exc.status_code, "detail": exc.detail})
+        await socket.close(code=4000 + exc.status_code, reason=exc.detail[:120])
+        return
+    sender = asyncio.create_task(_send_all(socket, stream))
+    listener = asyncio.create_task(listen(socket))
+    done, pending = await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    if sender in done and sender.exception() is None:
+        with contextlib.suppress(Exception):
+            await socket.close(code=1000)
+
+
+async def _send_all(socket: WebSocket[Any, Any, Any], stream: AsyncIterator[WireEvent]) -> None:
+    async for event in stream:
+        await socket.send_text(event.json)
+
+
+async def _until_disconnect(socket: WebSocket[Any, Any, Any]) -> None:
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await socket.receive_data(mode="text")

@@ -6,9 +6,7 @@ stay alive between prompts; `POST /api/tasks/{id}/messages` reaches its live age
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
@@ -21,8 +19,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from aicode.auth.models import UserRecord
 from aicode.errors import AicodeError, InvalidInputError
-from aicode.tasks.controller import After, task_out
-from aicode.tasks.events import WireEvent
+from aicode.tasks.controller import After, stream_events, task_out
 from aicode.tasks.schemas import SessionCreate, Task
 from aicode.tasks.service import TaskService
 
@@ -74,27 +71,8 @@ class SessionStreamController(Controller):
     ) -> None:
         """Events out (replay after `after`, then live, with `session.idle` when it waits for a prompt);
         `{type: prompt, text}`, `{type: interrupt}` and `{type: terminate}` in. Closes once the session ended."""
-        await socket.accept()
-        try:
-            stream = await task_service.follow(socket.user, task_id, after)
-        except AicodeError as exc:
-            await socket.send_json({"status_code": exc.status_code, "detail": exc.detail})
-            await socket.close(code=4000 + exc.status_code, reason=exc.detail[:120])
-            return
-        sender = asyncio.create_task(_send_all(socket, stream))
-        listener = asyncio.create_task(_serve_client(socket, task_service, task_id))
-        done, pending = await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        if sender in done and sender.exception() is None:
-            with contextlib.suppress(Exception):
-                await socket.close(code=1000)
-
-
-async def _send_all(socket: WebSocket[Any, Any, Any], stream: AsyncIterator[WireEvent]) -> None:
-    async for event in stream:
-        await socket.send_text(event.json)
+        await stream_events(socket, task_service, task_id, after,
+                            lambda client: _serve_client(client, task_service, task_id))
 
 
 async def _serve_client(socket: WebSocket[UserRecord, Any, Any], task_service: TaskService, task_id: UUID) -> None:
