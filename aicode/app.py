@@ -50,6 +50,8 @@ from aicode.comments.repo import CommentRepo
 from aicode.comments.service import CommentService
 from aicode.containers.confinement import NetworkConfinement
 from aicode.containers.engine import DockerEngine
+from aicode.containers.image_build import ImageBuilds
+from aicode.containers.image_controller import ImageController
 from aicode.containers.network import AgentNetwork
 from aicode.containers.network_holders import NetworkHolders
 from aicode.containers.runtime import ContainerRuntime
@@ -89,14 +91,21 @@ from aicode.http.urls import redact_userinfo
 from aicode.metrics.controller import MetricsController
 from aicode.nodes.controller import NodeController
 from aicode.nodes.repo import NodeRepo
+from aicode.notifications.controller import OwnNotificationController, WorkspaceNotificationController
+from aicode.notifications.delivery import NotificationDelivery
+from aicode.notifications.repo import NotificationRepo
+from aicode.notifications.service import NotificationService
 from aicode.request_log import RequestLogMiddleware
+from aicode.resources import resource_file
 from aicode.settings import NETWORK_POLICIES, Settings, SettingsError
 from aicode.storage.identity import HostIdentities, server_identities
 from aicode.storage.layout import DataLayout
 from aicode.tasks.controller import TaskController, TaskStreamController
 from aicode.tasks.events import TaskEventBus
 from aicode.tasks.execution import AgentExecution
+from aicode.tasks.list_controller import TaskListController
 from aicode.tasks.live_session import SessionRunner
+from aicode.tasks.models import TaskRecord
 from aicode.tasks.portable import PortableState
 from aicode.tasks.queue_repo import TaskQueueRepo
 from aicode.tasks.repo import TaskEventRepo, TaskRepo
@@ -115,6 +124,7 @@ from aicode.tasks.working_copy import WorkingCopies
 from aicode.tracing import Tracing, route_span_details
 from aicode.web import template_config, web_route_handlers
 from aicode.web.errors import error_page, wants_html
+from aicode.web.shown_once import ShownOnce
 from aicode.workspaces.controller import WorkspaceController
 from aicode.workspaces.repo import WorkspaceRepo
 from aicode.workspaces.service import WorkspaceService
@@ -218,6 +228,7 @@ def create_app(settings: Settings) -> Litestar:
     secret_key = load_or_create_secret_key(settings.data_dir, settings.secret_key)
     jwt_key = jwt_signing_key(secret_key)
     box = SecretBox(secret_key)
+    shown_once = ShownOnce(secret_key)
     database = Database(settings.database_url)
     docker_engine = DockerEngine(settings.docker_url)
     background = BackgroundTasks()
@@ -286,12 +297,24 @@ def create_app(settings: Settings) -> Litestar:
         ForgeRepo(database), task_repo, TaskEventRepo(database), bus, workspace_service, WorkspaceRepo(database),
         access, UserRepo(database), store, state, box, audit, background,
     )
+    notification_repo = NotificationRepo(database)
+    notification_delivery = NotificationDelivery(notification_repo, box, retry_base_s=settings.notify_retry_base_s)
+    notification_service = NotificationService(notification_repo, task_repo, notification_delivery, box, access, audit,
+                                               background, site_url=settings.site_url)
+
+    def turn_ended(task: TaskRecord) -> None:
+        """Each turn's end, told to the forge round trip and to notification webhooks."""
+        publisher.turn_ended(task)
+        notification_service.task_ended(task)
+
     execution = AgentExecution(runtime, bus)
+    image_builds = ImageBuilds(runtime, image=settings.workspace_image,
+                               containerfile=settings.containerfile or resource_file("Containerfile"))
     agent_catalog = AgentCatalog(runtime, default_image=settings.workspace_image,
                                  container_user=layout.ids.container_user, server_id=server_id)
     tracing = Tracing.from_env(os.environ)
     runner = TaskRunner(settings.node_name, task_repo, WorkspaceRepo(database), bus, planner, copies, containers,
-                        execution, layout, SetupCommands(execution, bus, layout), turn_ended=publisher.turn_ended,
+                        execution, layout, SetupCommands(execution, bus, layout), turn_ended=turn_ended,
                         tracer=tracing.tracer)
     node_repo = NodeRepo(database)
     queue = TaskQueueRepo(database)
@@ -304,7 +327,8 @@ def create_app(settings: Settings) -> Litestar:
     warm_start = WarmStart(planner, containers, task_repo, WorkspaceRepo(database))
     sessions = SessionRunner(settings.node_name, task_repo, session_repo, WorkspaceRepo(database), bus, planner, copies,
                              containers, execution, runtime, layout, SetupCommands(execution, bus, layout),
-                             idle_s=settings.session_idle_s, turn_ended=publisher.turn_ended)
+                             idle_s=settings.session_idle_s, turn_ended=turn_ended,
+                             waiting=notification_service.session_waiting)
     supervisor = TaskSupervisor(runner, sessions, queue, node_repo, bus, runtime, Notifications(database, background),
                                 background, config=node, server_id=server_id)
     disk = DiskFloor(settings.data_dir, settings.min_free_disk_mb)
@@ -327,9 +351,11 @@ def create_app(settings: Settings) -> Litestar:
                 await apply_migrations(conn)
             await docker_engine.open()
             stack.push_async_callback(docker_engine.close)
+            stack.push_async_callback(image_builds.close)
             stack.push_async_callback(holders.close)
             stack.push_async_callback(git_worker.close)
             stack.push_async_callback(git_fetcher.close)
+            stack.push_async_callback(notification_delivery.close)  # once its loop is stopped
             stack.push_async_callback(background.close)
             stack.callback(tracing.shutdown)
             # Entered here rather than registered as a plugin: the channels must be up before the
@@ -350,6 +376,7 @@ def create_app(settings: Settings) -> Litestar:
             # After the supervisor removed what an earlier run left behind: a container for the next task.
             background.spawn(warm_start.warm_latest(), name="warm-start")
             await grants.forget_ended()
+            background.spawn(notification_delivery.run(), name="notification-delivery")
             if settings.retention_days is not None:
                 background.spawn(_collect_periodically(retention, settings.retention_days), name="retention")
             log.info("server.started", version=__version__, embedded_database=settings.database_url is None)
@@ -372,10 +399,11 @@ def create_app(settings: Settings) -> Litestar:
     return Litestar(
         route_handlers=[
             HealthController, AuthController, MeController, TokenController, AdminUserController,
-            WorkspaceController, CredentialController, AgentController, TaskController, SessionController,
+            WorkspaceController, CredentialController, AgentController, TaskController, TaskListController, SessionController,
             SessionStreamController, TaskStreamController, UsageController,
             MemberController, WorkspaceCredentialController, AuditController, NodeController,
             ForgeTaskController, ForgeIdentityController, WebhookController, MetricsController, CommentController,
+            ImageController, OwnNotificationController, WorkspaceNotificationController,
             *web_route_handlers(),
         ],
         lifespan=[lifespan],
@@ -389,19 +417,23 @@ def create_app(settings: Settings) -> Litestar:
             "docker_engine": Provide(lambda: docker_engine, sync_to_thread=False),
             "credential_service": Provide(lambda: credential_service, sync_to_thread=False),
             "agent_catalog": Provide(lambda: agent_catalog, sync_to_thread=False),
+            "image_builds": Provide(lambda: image_builds, sync_to_thread=False),
             "task_service": Provide(lambda: task_service, sync_to_thread=False),
             "comment_service": Provide(lambda: comment_service, sync_to_thread=False),
+            "notification_service": Provide(lambda: notification_service, sync_to_thread=False),
             "usage_repo": Provide(lambda: usage_repo, sync_to_thread=False),
             "audit_log": Provide(lambda: audit, sync_to_thread=False),
             "node_repo": Provide(lambda: node_repo, sync_to_thread=False),
             "task_queue": Provide(lambda: queue, sync_to_thread=False),
             "forge_publisher": Provide(lambda: publisher, sync_to_thread=False),
             "forge_hooks": Provide(lambda: hooks, sync_to_thread=False),
+            "shown_once": Provide(lambda: shown_once, sync_to_thread=False),
             "disk_floor": Provide(lambda: disk, sync_to_thread=False),
         },
         state=State({"auth_service": auth_service, "sso": sso, "workspace_service": workspace_service,
                      "background": background, "settings": settings, "supervisor": supervisor,
-                     "task_service": task_service, "usage_repo": usage_repo, "forge_hooks": hooks}),
+                     "task_service": task_service, "usage_repo": usage_repo, "forge_hooks": hooks,
+                     "notification_service": notification_service}),
         exception_handlers={AicodeError: _domain_error, Exception: _unexpected_error},
         template_config=template_config(),
         openapi_config=openapi_config(__version__),

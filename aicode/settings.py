@@ -23,6 +23,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "AICODE_SECRET_KEY",
     "AICODE_DOCKER_URL",
     "AICODE_WORKSPACE_IMAGE",
+    "AICODE_CONTAINERFILE",
     "AICODE_WORKSPACE_NETWORK",
     "AICODE_MAX_CONCURRENT_TASKS",
     "AICODE_TASK_TIMEOUT_S",
@@ -67,6 +68,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "AICODE_MIN_FREE_DISK_MB",
     "AICODE_TLS_CERT",
     "AICODE_TLS_KEY",
+    "AICODE_NOTIFY_RETRY_BASE_S",
 )
 
 # Network policies a workspace may name, besides the open networks an admin lists.
@@ -106,6 +108,19 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
     if raw in ("1", "true", "yes", "on"):
         return True
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value < 86400:
+        raise SettingsError(f"{name} must be more than 0 and less than a day, got {raw}")
+    return value
 
 
 def _optional_int(env: Mapping[str, str], name: str, minimum: int = 0) -> int | None:
@@ -219,6 +234,8 @@ class Settings:
     secret_key: str | None = None
     docker_url: str | None = None
     workspace_image: str = "aicode-workspace:latest"
+    # What `aicode image build` builds (its `workspace` target); None: the Containerfile shipped with aicode.
+    containerfile: Path | None = None
     workspace_network: str = "gateway"
     max_concurrent_tasks: int = 2
     task_timeout_s: int = 3600
@@ -276,6 +293,8 @@ class Settings:
     # HTTPS in-process: a PEM certificate (chain) and its key; None: plain http (a proxy terminates TLS).
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # The first wait before a failed notification is sent again; later ones are 6, 24, 120 and 720 times it.
+    notify_retry_base_s: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -294,6 +313,7 @@ class Settings:
             secret_key=env.get("AICODE_SECRET_KEY", "").strip() or None,
             docker_url=env.get("AICODE_DOCKER_URL", "").strip() or None,
             workspace_image=env.get("AICODE_WORKSPACE_IMAGE", "").strip() or "aicode-workspace:latest",
+            containerfile=_path(env, "AICODE_CONTAINERFILE"),
             workspace_network=env.get("AICODE_WORKSPACE_NETWORK", "").strip() or "gateway",
             max_concurrent_tasks=_int(env, "AICODE_MAX_CONCURRENT_TASKS", 2),
             task_timeout_s=_int(env, "AICODE_TASK_TIMEOUT_S", 3600),
@@ -339,6 +359,7 @@ class Settings:
             min_free_disk_mb=_int(env, "AICODE_MIN_FREE_DISK_MB", 1024, minimum=0),
             tls_cert=_path(env, "AICODE_TLS_CERT"),
             tls_key=_path(env, "AICODE_TLS_KEY"),
+            notify_retry_base_s=_seconds(env, "AICODE_NOTIFY_RETRY_BASE_S", 5.0),
         )
         settings.check()
         return settings

@@ -27,6 +27,7 @@ _NEEDS = {
     Action.CANCEL_ANY: ("cancel a task someone else started", "an owner"),
     Action.PUBLISH: ("push tasks, open their pull requests or rebase them", "an editor or owner"),
     Action.MANAGE: ("change the workspace, its members or its credential", "an owner"),
+    Action.NOTIFY: ("add, remove or test the workspace's notification webhooks", "an owner"),
     Action.DELETE: ("delete the workspace", "an owner"),
 }
 
@@ -69,17 +70,28 @@ class AccessService:
         self._check(actor, access.role, action)
         return access
 
+    async def still_signed_in(self, actor: UserRecord) -> bool:
+        """Whether `actor` is still enabled, in the session they signed in with."""
+        return await self._current(actor) is not None
+
     async def still_sees(self, actor: UserRecord, workspace_id: UUID) -> bool:
         """Whether `actor`, as they are NOW (not disabled, same session, a role that lets them see the
         workspace), may go on seeing it: asked by open streams when the actor's access changed."""
-        current = await self._users.get(actor.id)
-        if current is None or current.disabled or current.session_version != actor.session_version:
+        current = await self._current(actor)
+        if current is None:
             return False
         try:
             await self.workspace(current, workspace_id)
         except NotFoundError:
             return False
         return True
+
+    async def _current(self, actor: UserRecord) -> UserRecord | None:
+        """`actor` as they are now; None once disabled, deleted or signed out everywhere."""
+        current = await self._users.get(actor.id)
+        if current is None or current.disabled or current.session_version != actor.session_version:
+            return None
+        return current
 
     async def role(self, actor: UserRecord, workspace_id: UUID) -> Role | None:
         return await self._members.role(workspace_id, actor.id)

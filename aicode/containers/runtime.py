@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -198,6 +199,41 @@ class ContainerRuntime:
             return False, True
         state = info.get("State", {})
         return bool(state.get("OOMKilled")), not state.get("Running", False)
+
+    async def build_image(self, context_tar: bytes, *, dockerfile: str, target: str, tag: str
+                          ) -> AsyncIterator[str]:
+        """Build `target` of `dockerfile` in the tar'ed build context as `tag`, yielding the engine's progress
+        lines as they come; a failed build raises ContainerError with the engine's message."""
+        # aiodocker's images.build() has no `target`: the engine's build endpoint is called directly.
+        params = {"t": tag, "dockerfile": dockerfile, "target": target, "rm": "1", "forcerm": "1"}
+        try:
+            async with self._client()._query("build", "POST", params=params, data=context_tar,
+                                             headers={"Content-Type": "application/x-tar"},
+                                             timeout=aiohttp.ClientTimeout()) as response:
+                async for raw in response.content:
+                    line = raw.decode(errors="replace").strip()
+                    if not line:
+                        continue
+                    try:
+                        item = json.loads(line)
+                    except ValueError:
+                        yield line
+                        continue
+                    if not isinstance(item, dict):
+                        continue
+                    if item.get("error"):
+                        raise ContainerError(str(item.get("error")).strip())
+                    text = item.get("stream") or item.get("status") or ""
+                    if item.get("progress"):
+                        text = f"{text} {item['progress']}"
+                    if isinstance(text, str) and text.strip():
+                        yield text.rstrip()
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ContainerError(self._engine.unreachable(exc).detail) from None
+        except aiodocker.DockerError as exc:
+            if _is_connection_failure(exc):
+                raise ContainerError(self._engine.unreachable(exc).detail) from None
+            raise ContainerError(f"the image could not be built: {exc.message}") from None
 
     def _client(self) -> aiodocker.Docker:
         try:

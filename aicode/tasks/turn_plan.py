@@ -147,7 +147,7 @@ class TurnPlanner:
             label = PROVIDER_LABELS[driver.provider]
             raise TurnFailure(
                 f"{author[0]} asked for this {driver.label} turn but has no {label} key, and the workspace has no "
-                f"team key for it: add yours under Settings → Model keys (PUT /api/me/credentials/{driver.provider}), "
+                "team key for it: add yours on the Settings page (Model keys), "
                 "or a workspace owner adds a team key on the workspace's page")
         policy, network = self.network(workspace)
         # A resumed session reports some CLIs' usage as running totals: what the task used so far comes off.

@@ -1,4 +1,5 @@
-"""The admin pages: users (create, disable or enable, reset passwords), the audit trail, the nodes.
+"""The admin pages: users (create, disable or enable, reset passwords), the workspace image (built from the
+Containerfile), the audit trail, the nodes.
 Members get a 403."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from aicode.auth.guards import requires_admin
 from aicode.auth.models import UserRecord
 from aicode.auth.schemas import UserCreate, UserUpdate
 from aicode.auth.service import AuthService
+from aicode.containers.image_build import ImageBuilds
 from aicode.errors import AicodeError, InvalidInputError
 from aicode.nodes.repo import NodeRepo
 from aicode.web.forms import form_values, parse_form
@@ -43,8 +45,19 @@ class AdminPages(Controller):
     include_in_schema = False
 
     @get("/")
-    async def users(self, auth_service: NamedDependency[AuthService], done: FromQuery[str | None] = None) -> Template:
-        return await self._render(auth_service, notice=_DONE.get(done or ""))
+    async def users(self, auth_service: NamedDependency[AuthService], image_builds: NamedDependency[ImageBuilds],
+                    done: FromQuery[str | None] = None) -> Template:
+        return await self._render(auth_service, image_builds, notice=_DONE.get(done or ""))
+
+    @post("/image/build")
+    async def build_image(self, request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService],
+                          image_builds: NamedDependency[ImageBuilds]) -> Response[Any]:
+        """Start building the default workspace image; the Admin page follows its progress."""
+        try:
+            image_builds.start(request.user.username)
+        except AicodeError as exc:
+            return await self._render(auth_service, image_builds, status_code=exc.status_code, image_error=exc.detail)
+        return Redirect("/admin#image", status_code=HTTP_303_SEE_OTHER)
 
     @get("/audit")
     async def audit(self, audit_log: NamedDependency[AuditLog], actor: FromQuery[str | None] = None,
@@ -63,8 +76,8 @@ class AdminPages(Controller):
                     this_node=request.app.state.settings.node_name)
 
     @post("/users")
-    async def create_user(self, request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService]
-                          ) -> Response[Any]:
+    async def create_user(self, request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService],
+                          image_builds: NamedDependency[ImageBuilds]) -> Response[Any]:
         form = await request.form()
         values: dict[str, Any] = await form_values(request, ("username",))
         values["password"] = str(form.get("password", ""))
@@ -73,13 +86,14 @@ class AdminPages(Controller):
             data = parse_form(values, UserCreate)
             await auth_service.create_user(data.username, data.password, admin=data.admin, actor=request.user)
         except AicodeError as exc:
-            return await self._render(auth_service, status_code=exc.status_code, create_error=exc.detail,
+            return await self._render(auth_service, image_builds, status_code=exc.status_code, create_error=exc.detail,
                                       username=values.get("username", ""))
         return Redirect("/admin?done=created", status_code=HTTP_303_SEE_OTHER)
 
     @post("/users/{user_id:uuid}")
     async def change_user(
-        self, user_id: FromPath[UUID], request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService]
+        self, user_id: FromPath[UUID], request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService],
+        image_builds: NamedDependency[ImageBuilds],
     ) -> Response[Any]:
         """One of: disable, enable, set a new password, or set the monthly budget (the `action` field says which)."""
         form = await request.form()
@@ -99,12 +113,14 @@ class AdminPages(Controller):
             await auth_service.update_user(request.user, user_id, disabled=update.disabled,
                                            password=update.password, admin=None, budget=budget)
         except AicodeError as exc:
-            return await self._render(auth_service, status_code=exc.status_code, change_error=exc.detail,
+            return await self._render(auth_service, image_builds, status_code=exc.status_code, change_error=exc.detail,
                                       change_user=user_id)
         done = {"disable": "disabled", "enable": "enabled"}.get(action, action)
         return Redirect(f"/admin?done={done}", status_code=HTTP_303_SEE_OTHER)
 
     @staticmethod
-    async def _render(auth_service: AuthService, *, status_code: int = 200, **context: Any) -> Template:
+    async def _render(auth_service: AuthService, image_builds: ImageBuilds, *, status_code: int = 200,
+                      **context: Any) -> Template:
         users = sorted(await auth_service.list_users(), key=lambda user: user.username.lower())
-        return page("admin.html", status_code=status_code, nav="admin", users=users, **context)
+        return page("admin.html", status_code=status_code, nav="admin", users=users,
+                    image=await image_builds.status(), **context)

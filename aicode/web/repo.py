@@ -14,6 +14,7 @@ import asyncpg
 
 from aicode.access.repo import visible_to
 from aicode.db.pool import Database
+from aicode.web.turn_clock import TurnMark
 
 __all__ = ["DashboardRepo", "TaskFilter", "TaskRow", "WorkspaceUsage"]
 
@@ -105,6 +106,10 @@ class DashboardRepo:
         )
         return _rows(records)
 
+    async def has_submitted(self, user_id: UUID) -> bool:
+        """Whether the user has started a task (or session) of their own: the first-run checklist's last step."""
+        return bool(await self._db.pool.fetchval("SELECT EXISTS (SELECT 1 FROM tasks WHERE user_id = $1)", user_id))
+
     async def authors(self, viewer_id: UUID | None, workspace_id: UUID) -> list[str]:
         """Who has submitted tasks in the workspace (that the viewer may see), for the "who" filter."""
         records = await self._db.pool.fetch(
@@ -123,3 +128,16 @@ class DashboardRepo:
         )
         return [WorkspaceUsage(workspace_id=r["workspace_id"], name=r["name"], tasks=r["tasks"],
                                cost_usd=float(r["cost_usd"])) for r in records]
+
+    async def turn_marks(self, task_id: UUID) -> list[TurnMark]:
+        """The task's events that start or end its turns, oldest first (for its run time and model turns)."""
+        records = await self._db.pool.fetch(
+            """SELECT seq, ts, type, data->>'status' AS status, data->>'code' AS code,
+                      CASE WHEN jsonb_typeof(data->'num_turns') = 'number'
+                           THEN (data->>'num_turns')::numeric::bigint END AS num_turns
+               FROM task_events WHERE task_id = $1
+                 AND (type IN ('task.status', 'turn.completed') OR (type = 'notice' AND data->>'code' = 'follow_up'))
+               ORDER BY seq""",
+            task_id,
+        )
+        return [TurnMark(**dict(record)) for record in records]

@@ -1,5 +1,5 @@
 """Workspace pages: the list with the create form and sync buttons, and one workspace with its task (and
-session) form, tasks, members, team model keys and forge settings."""
+session) form, tasks, members, team model keys, notification webhooks and forge settings."""
 
 from __future__ import annotations
 
@@ -19,23 +19,26 @@ from aicode.credentials.service import CredentialService
 from aicode.errors import AicodeError
 from aicode.forges.hooks import ForgeHooks
 from aicode.http.urls import redact_userinfo, without_userinfo
-from aicode.tasks.models import STATUSES
+from aicode.notifications.service import NotificationService
+from aicode.tasks.models import STATUSES, TaskRecord
 from aicode.tasks.schemas import SessionCreate, TaskCreate
 from aicode.tasks.service import TaskService
 from aicode.web.agent_picker import checked_agent
 from aicode.web.forms import form_values, parse_form
 from aicode.web.model_keys import checked_provider, submitted_key
+from aicode.web.notification_forms import submitted_hook
 from aicode.web.repo import TaskFilter
+from aicode.web.shown_once import ShownOnce
 from aicode.web.templating import page
 from aicode.web.workspace_page import WorkspacePage
 from aicode.workspaces.schemas import WorkspaceCreate, WorkspaceUpdate
 from aicode.workspaces.service import WorkspaceService
 
-__all__ = ["WorkspacePages"]
+__all__ = ["TASK_FIELDS", "WorkspacePages", "submit_task_form"]
 
 _WORKSPACE_FIELDS = ("name", "repo_url", "repo_token", "default_branch", "image", "network", "egress_allow")
 _LIMIT_FIELDS = ("cpus", "memory_mb", "pids")
-_TASK_FIELDS = ("prompt", "agent", "base_branch", "model", "max_turns", "max_cost_usd")
+TASK_FIELDS = ("prompt", "agent", "base_branch", "model", "max_turns", "max_cost_usd")
 
 
 async def _workspace_request(request: Request[Any, Any, Any]) -> WorkspaceCreate:
@@ -46,6 +49,16 @@ async def _workspace_request(request: Request[Any, Any, Any]) -> WorkspaceCreate
     if limits:
         values["limits"] = limits
     return parse_form(values, WorkspaceCreate)
+
+
+async def submit_task_form(user: UserRecord, workspace_id: UUID, values: dict[str, Any], task_service: TaskService,
+                           *, session: bool = False) -> TaskRecord:
+    """Queue the task (or start the session) a task form describes; AicodeError says what was wrong."""
+    values["agent"] = checked_agent(values.get("agent"))
+    if session:
+        wanted = parse_form(values, SessionCreate).as_task()
+        return await task_service.submit(user, workspace_id, wanted, kind="session")
+    return await task_service.submit(user, workspace_id, parse_form(values, TaskCreate))
 
 
 class WorkspacePages(Controller):
@@ -91,12 +104,16 @@ class WorkspacePages(Controller):
     async def workspace(
         self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
         workspace_service: NamedDependency[WorkspaceService], workspace_page: NamedDependency[WorkspacePage],
-        status: FromQuery[str | None] = None, who: FromQuery[str | None] = None,
+        shown_once: NamedDependency[ShownOnce], status: FromQuery[str | None] = None,
+        who: FromQuery[str | None] = None,
         q: FromQuery[str | None] = None,
-    ) -> Template:
+    ) -> Response[Any]:
+        """The workspace; right after a new webhook secret was made, that secret, this once."""
         workspace = await workspace_service.get(request.user, workspace_id)
         found = TaskFilter(status=status if status in STATUSES else None, username=who, text=q)
-        return await workspace_page.render(request, workspace, found)
+        made = shown_once.take(request, user_id=request.user.id)
+        rendered = await workspace_page.render(request, workspace, found, webhook_secret=made.get("webhook_secret"))
+        return shown_once.forget(rendered, request, path=f"/workspaces/{workspace.id}")
 
     @post("/{workspace_id:uuid}/tasks")
     async def submit(
@@ -122,14 +139,9 @@ class WorkspacePages(Controller):
     async def _start(request: Request[UserRecord, Any, Any], workspace_id: UUID, workspace_service: WorkspaceService,
                      task_service: TaskService, workspace_page: WorkspacePage, *, session: bool) -> Response[Any]:
         workspace = await workspace_service.get(request.user, workspace_id)
-        values = await form_values(request, _TASK_FIELDS)
+        values = await form_values(request, TASK_FIELDS)
         try:
-            values["agent"] = checked_agent(values.get("agent"))
-            if session:
-                wanted = parse_form(values, SessionCreate).as_task()
-                task = await task_service.submit(request.user, workspace.id, wanted, kind="session")
-            else:
-                task = await task_service.submit(request.user, workspace.id, parse_form(values, TaskCreate))
+            task = await submit_task_form(request.user, workspace.id, values, task_service, session=session)
         except AicodeError as exc:
             return await workspace_page.render(request, workspace, status_code=exc.status_code,
                                                task_error=exc.detail, form=values)
@@ -195,17 +207,18 @@ class WorkspacePages(Controller):
     async def webhook(
         self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
         workspace_service: NamedDependency[WorkspaceService], workspace_page: NamedDependency[WorkspacePage],
-        forge_hooks: NamedDependency[ForgeHooks],
+        forge_hooks: NamedDependency[ForgeHooks], shown_once: NamedDependency[ShownOnce],
     ) -> Response[Any]:
-        """A new webhook secret, shown on the page this once (owners)."""
+        """A new webhook secret, shown this once by the workspace page the answer leads to (owners)."""
         workspace = await workspace_service.get(request.user, workspace_id)
         try:
             setup = await forge_hooks.set_up_webhook(request.user, workspace.id)
         except AicodeError as exc:
             return await workspace_page.render(request, workspace, status_code=exc.status_code,
                                                forge_error=exc.detail)
-        workspace = await workspace_service.get(request.user, workspace.id)
-        return await workspace_page.render(request, workspace, webhook_secret=setup.secret)
+        here = f"/workspaces/{workspace.id}"
+        return shown_once.keep(Redirect(f"{here}#forge-head", status_code=HTTP_303_SEE_OTHER), request,
+                               user_id=request.user.id, path=here, webhook_secret=setup.secret)
 
     @post("/{workspace_id:uuid}/credentials/{provider:str}")
     async def store_team_key(
@@ -238,6 +251,38 @@ class WorkspacePages(Controller):
             return await workspace_page.render(request, workspace, status_code=exc.status_code,
                                                key_errors={provider: exc.detail})
         return Redirect(f"/workspaces/{workspace.id}#team-keys-head", status_code=HTTP_303_SEE_OTHER)
+
+    @post("/{workspace_id:uuid}/notifications")
+    async def add_notification(
+        self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
+        workspace_service: NamedDependency[WorkspaceService], workspace_page: NamedDependency[WorkspacePage],
+        notification_service: NamedDependency[NotificationService],
+    ) -> Response[Any]:
+        """Add a webhook called for every task of the workspace (owners)."""
+        workspace = await workspace_service.get(request.user, workspace_id, Action.NOTIFY)
+        try:
+            await notification_service.create_for_workspace(request.user, workspace.id, await submitted_hook(request))
+        except AicodeError as exc:
+            return await workspace_page.render(request, workspace, status_code=exc.status_code,
+                                               notify_error=exc.detail)
+        return Redirect(f"/workspaces/{workspace.id}#notifications-head", status_code=HTTP_303_SEE_OTHER)
+
+    @post("/{workspace_id:uuid}/notifications/{hook_id:uuid}/test")
+    async def test_notification(
+        self, workspace_id: FromPath[UUID], hook_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
+        notification_service: NamedDependency[NotificationService],
+    ) -> Redirect:
+        """Send a test message now (owners); the list then shows what the receiver answered."""
+        await notification_service.test_for_workspace(request.user, workspace_id, hook_id)
+        return Redirect(f"/workspaces/{workspace_id}#notifications-head", status_code=HTTP_303_SEE_OTHER)
+
+    @post("/{workspace_id:uuid}/notifications/{hook_id:uuid}/remove")
+    async def remove_notification(
+        self, workspace_id: FromPath[UUID], hook_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
+        notification_service: NamedDependency[NotificationService],
+    ) -> Redirect:
+        await notification_service.remove_for_workspace(request.user, workspace_id, hook_id)
+        return Redirect(f"/workspaces/{workspace_id}#notifications-head", status_code=HTTP_303_SEE_OTHER)
 
     @staticmethod
     async def _render_list(request: Request[UserRecord, Any, Any], workspace_service: WorkspaceService,

@@ -10,6 +10,7 @@ from aicode.cli.client import (
     chat_commands,
     comment_commands,
     forge_commands,
+    image_commands,
     mcp_server,
     review_commands,
     task_commands,
@@ -24,5 +25,5 @@ def register(commands: Any) -> None:
     """Add the client commands to the `aicode` parser's subcommands."""
     options = client_options()
     for module in (auth_commands, workspace_commands, task_commands, chat_commands, agent_commands, review_commands,
-                   comment_commands, forge_commands, mcp_server):
+                   comment_commands, forge_commands, image_commands, mcp_server):
         module.register(commands, options)
