@@ -156,6 +156,35 @@ def own_credential(method: str, path: str, **kwargs: Any) -> Call:
     return build
 
 
+_HOOK_URL = "http://127.0.0.1:9/matrix-hook"  # nothing listens: a test send answers at once with its error
+
+
+def own_hook(method: str, path: str) -> Call:
+    """A call on one of the caller's own notification webhooks (a made-up id for callers without any)."""
+
+    async def build(world: World, role: str) -> tuple[str, str, dict[str, Any]]:
+        hook_id = str(uuid.uuid4())
+        if role not in ("anonymous", "disabled"):
+            made = await world.client.post("/api/me/notifications", json={"url": _HOOK_URL},
+                                           headers=world.headers[role])
+            hook_id = made.json()["id"]
+        return method, path.format(hook_id=hook_id), {}
+
+    return build
+
+
+def workspace_hook(method: str, path: str) -> Call:
+    """A call on a notification webhook the workspace's owner just added."""
+
+    async def build(world: World, role: str) -> tuple[str, str, dict[str, Any]]:
+        made = await world.client.post(f"/api/workspaces/{world.workspace}/notifications", json={"url": _HOOK_URL},
+                                       headers=world.headers["owner"])
+        assert made.status_code == 201, made.text
+        return method, path.format(workspace=world.workspace, hook_id=made.json()["id"]), {}
+
+    return build
+
+
 def signing_out(method: str, path: str) -> Call:
     async def build(world: World, role: str) -> tuple[str, str, dict[str, Any]]:
         return method, path, {"headers": await world.fresh_headers(role)}
@@ -203,6 +232,19 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Call]] = {
     ("DELETE", "/api/me/credentials/{provider:str}"): (SIGNED_IN, own_credential("DELETE",
                                                                                  "/api/me/credentials/anthropic")),
     ("GET", "/api/agents"): (SIGNED_IN, call("GET", "/api/agents")),
+    ("GET", "/api/me/notifications"): (SIGNED_IN, call("GET", "/api/me/notifications")),
+    ("POST", "/api/me/notifications"): (SIGNED_IN, call("POST", "/api/me/notifications", json={"url": _HOOK_URL})),
+    ("DELETE", "/api/me/notifications/{hook_id:uuid}"): (SIGNED_IN, own_hook("DELETE", "/api/me/notifications/{hook_id}")),
+    ("POST", "/api/me/notifications/{hook_id:uuid}/test"): (SIGNED_IN, own_hook(
+        "POST", "/api/me/notifications/{hook_id}/test")),
+    ("GET", "/api/workspaces/{workspace_id:uuid}/notifications"): (VIEW, call(
+        "GET", "/api/workspaces/{workspace}/notifications")),
+    ("POST", "/api/workspaces/{workspace_id:uuid}/notifications"): (MANAGE, call(
+        "POST", "/api/workspaces/{workspace}/notifications", json={"url": _HOOK_URL})),
+    ("DELETE", "/api/workspaces/{workspace_id:uuid}/notifications/{hook_id:uuid}"): (MANAGE, workspace_hook(
+        "DELETE", "/api/workspaces/{workspace}/notifications/{hook_id}")),
+    ("POST", "/api/workspaces/{workspace_id:uuid}/notifications/{hook_id:uuid}/test"): (MANAGE, workspace_hook(
+        "POST", "/api/workspaces/{workspace}/notifications/{hook_id}/test")),
     ("GET", "/api/admin/users"): (ADMIN_ONLY, call("GET", "/api/admin/users")),
     ("POST", "/api/admin/users"): (ADMIN_ONLY, call("POST", "/api/admin/users", json=lambda w: {
         "username": w.unique("made"), "password": "made-password"})),
@@ -305,6 +347,18 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Call]] = {
     ("POST", "/workspaces/{workspace_id:uuid}/credentials/{provider:str}/remove"): (as_page(MANAGE), owner_first(
         _team_credential, call("POST", "/workspaces/{workspace}/credentials/anthropic/remove"))),
     ("GET", "/settings"): (as_page(SIGNED_IN), call("GET", "/settings")),
+    ("POST", "/settings/notifications"): (as_page(SIGNED_IN), call("POST", "/settings/notifications", data={
+        "url": _HOOK_URL, "format": "slack", "events": "failed"})),
+    ("POST", "/settings/notifications/{hook_id:uuid}/test"): (as_page(SIGNED_IN), own_hook(
+        "POST", "/settings/notifications/{hook_id}/test")),
+    ("POST", "/settings/notifications/{hook_id:uuid}/remove"): (as_page(SIGNED_IN), own_hook(
+        "POST", "/settings/notifications/{hook_id}/remove")),
+    ("POST", "/workspaces/{workspace_id:uuid}/notifications"): (as_page(MANAGE), call(
+        "POST", "/workspaces/{workspace}/notifications", data={"url": _HOOK_URL, "format": "json", "events": "failed"})),
+    ("POST", "/workspaces/{workspace_id:uuid}/notifications/{hook_id:uuid}/test"): (as_page(MANAGE), workspace_hook(
+        "POST", "/workspaces/{workspace}/notifications/{hook_id}/test")),
+    ("POST", "/workspaces/{workspace_id:uuid}/notifications/{hook_id:uuid}/remove"): (as_page(MANAGE), workspace_hook(
+        "POST", "/workspaces/{workspace}/notifications/{hook_id}/remove")),
     ("POST", "/settings/git-identity"): (as_page(SIGNED_IN), call("POST", "/settings/git-identity", data=form(
         git_name="Matrix Person", git_email="matrix@example.com"))),
     ("POST", "/settings/forge-identities"): (as_page(SIGNED_IN), call("POST", "/settings/forge-identities", data=form(

@@ -4,8 +4,8 @@
 - `editor`: also submits tasks, sends follow-ups (run with the sender's own credential), syncs the
   mirror, cancels the tasks it started, and publishes tasks' work: pushes their branches, opens
   pull requests and rebases them;
-- `owner`: also changes the workspace's settings, its members and team credential, cancels any
-  task and deletes the workspace.
+- `owner`: also changes the workspace's settings, its members and team credential, adds and removes
+  its notification webhooks (members see them listed, redacted), cancels any task and deletes the workspace.
 Admins may do everything. Someone with no role in a workspace cannot even learn it exists.
 """
 
@@ -40,6 +40,7 @@ class Action(StrEnum):
     CANCEL_ANY = "cancel_any"
     PUBLISH = "publish"  # push a task's branch, open its pull request, rebase it
     MANAGE = "manage"  # settings, members, team credential
+    NOTIFY = "notify"  # add, remove and test the workspace's notification webhooks
     DELETE = "delete"
 
 

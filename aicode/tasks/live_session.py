@@ -158,10 +158,12 @@ class SessionRunner:
         self, node: str, tasks: TaskRepo, sessions: SessionRepo, workspaces: WorkspaceRepo, bus: TaskEventBus,
         planner: TurnPlanner, copies: WorkingCopies, containers: TurnContainers, execution: AgentExecution,
         runtime: ContainerRuntime, layout: DataLayout, setup: SetupCommands, *, idle_s: float,
-        turn_ended: Callable[[TaskRecord], None] | None = None,
+        turn_ended: Callable[[TaskRecord], None] | None = None, waiting: Callable[[UUID], None] | None = None,
     ) -> None:
-        # Told when the session ended (the forge round trip's re-push and pull request).
+        # Told when the session ended (the forge round trip's re-push and pull request, notifications).
         self._turn_ended = turn_ended
+        # Told when the session goes idle, waiting for its next prompt (notifications).
+        self._waiting = waiting
         self._node = node
         self._tasks = tasks
         self._sessions = sessions
@@ -315,6 +317,8 @@ class SessionRunner:
             if not announced:
                 self._bus.broadcast(task_id, [("session.idle", {})])
                 announced = True
+                if self._waiting is not None:
+                    self._waiting(task_id)
             left = idle_until - time.monotonic()
             if left <= 0:
                 log.info("session.idle_expired", task_id=str(task_id), idle_s=self._idle_s)

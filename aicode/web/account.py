@@ -1,5 +1,5 @@
 """Sign in (password or single sign-on) and out, and the settings page: model keys per provider
-(write-only), forge logins and personal API tokens."""
+(write-only), forge logins, notification webhooks and personal API tokens."""
 
 from __future__ import annotations
 
@@ -27,9 +27,11 @@ from aicode.credentials.service import CredentialService
 from aicode.errors import AicodeError, AuthenticationError
 from aicode.forges.hooks import ForgeHooks
 from aicode.forges.schemas import ForgeIdentitiesUpdate
+from aicode.notifications.service import NotificationService
 from aicode.web.errors import safe_next
 from aicode.web.forms import form_values, parse_form
 from aicode.web.model_keys import checked_provider, own_keys, submitted_key
+from aicode.web.notification_forms import submitted_hook
 from aicode.web.templating import page
 
 __all__ = ["SessionPages", "SettingsPages"]
@@ -41,6 +43,9 @@ _DONE = {
     "revoked": "API token revoked.",
     "forge": "Forge logins saved.",
     "git": "Git identity saved.",
+    "notify": "Notification webhook added. Its URL is stored encrypted; only its host is shown.",
+    "notify-removed": "Notification webhook removed.",
+    "notify-tested": "Test message sent: its outcome is the webhook's last delivery below.",
 }
 
 
@@ -210,6 +215,33 @@ class SettingsPages(Controller):
                                       forge_error=exc.detail)
         return Redirect("/settings?done=forge", status_code=HTTP_303_SEE_OTHER)
 
+    @post("/notifications")
+    async def add_notification(
+        self, request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService],
+        credential_service: NamedDependency[CredentialService],
+        notification_service: NamedDependency[NotificationService],
+    ) -> Response[Any]:
+        """Add a webhook called for the tasks you start or run a turn of."""
+        try:
+            await notification_service.create_own(request.user, await submitted_hook(request))
+        except AicodeError as exc:
+            return await self._render(request, auth_service, credential_service, status_code=exc.status_code,
+                                      notify_error=exc.detail)
+        return Redirect("/settings?done=notify#notifications-head", status_code=HTTP_303_SEE_OTHER)
+
+    @post("/notifications/{hook_id:uuid}/test")
+    async def test_notification(self, hook_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
+                                notification_service: NamedDependency[NotificationService]) -> Redirect:
+        """Send a test message now; the list then shows what the receiver answered."""
+        await notification_service.test_own(request.user, hook_id)
+        return Redirect("/settings?done=notify-tested#notifications-head", status_code=HTTP_303_SEE_OTHER)
+
+    @post("/notifications/{hook_id:uuid}/remove")
+    async def remove_notification(self, hook_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
+                                  notification_service: NamedDependency[NotificationService]) -> Redirect:
+        await notification_service.remove_own(request.user, hook_id)
+        return Redirect("/settings?done=notify-removed#notifications-head", status_code=HTTP_303_SEE_OTHER)
+
     @post("/tokens")
     async def create_token(
         self, request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService],
@@ -242,6 +274,7 @@ class SettingsPages(Controller):
         tokens = await auth_service.list_api_tokens(request.user)
         month_spent = await request.app.state.usage_repo.month_spent_by_user(request.user.id)
         forge_identities = await request.app.state.forge_hooks.identities(request.user)
+        notify_hooks = await request.app.state.notification_service.list_own(request.user)
         return page("settings.html", status_code=status_code, nav="settings", keys=keys,
                     tokens=tokens, month_spent=month_spent, budget=request.user.monthly_budget_usd,
-                    forge_identities=forge_identities, **context)
+                    forge_identities=forge_identities, notify_hooks=notify_hooks, **context)

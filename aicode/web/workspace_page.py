@@ -1,5 +1,6 @@
-"""Rendering one workspace's page: its task form (with the agent picker), tasks, members, team keys and
-forge settings; every handler of that page answers with it, with the outcome of what it did."""
+"""Rendering one workspace's page: its task form (with the agent picker), tasks, members, team keys,
+notification webhooks and forge settings; every handler of that page answers with it, with the outcome of
+what it did."""
 
 from __future__ import annotations
 
@@ -54,4 +55,6 @@ class WorkspacePage:
                     authors=authors, filters=found, statuses=STATUSES, tasks_shown=TASKS_SHOWN, members=members,
                     role=role, can_run=can_run, can_manage=permits(role, Action.MANAGE, admin=admin),
                     picker=picker, keys=await team_keys(self._credentials, workspace.id), form=form,
-                    site_url=request.app.state.settings.site_url, **context)
+                    site_url=request.app.state.settings.site_url, can_notify=permits(role, Action.NOTIFY, admin=admin),
+                    notify_hooks=await request.app.state.notification_service.list_for_workspace(
+                        request.user, workspace.id), **context)
