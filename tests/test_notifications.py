@@ -13,41 +13,14 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp import web
 from litestar.testing import AsyncTestClient
 
 from aicode.settings import Settings
 from tests.conftest import ADMIN, login, make_user
-from tests.fakes.threaded_server import ThreadedServer
+from tests.fakes.webhook_receiver import Receiver
 from tests.tasks_support import finished, submit
 
 pytestmark = pytest.mark.timeout(120)
-
-
-class Receiver(ThreadedServer):
-    """Records each POST's path and JSON body; `fail_with`/`fail_times`/`hang` as every threaded fake."""
-
-    thread_name = "webhook-receiver"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.received: list[tuple[str, dict[str, Any]]] = []
-        self.attempts = 0
-
-    def _application(self) -> web.Application:
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", self._receive)
-        return app
-
-    async def _observe(self, request: web.Request) -> None:
-        self.attempts += 1
-
-    async def _receive(self, request: web.Request) -> web.Response:
-        self.received.append((request.path, await request.json()))
-        return web.Response(status=200, text="ok")
-
-    def bodies(self, path: str) -> list[dict[str, Any]]:
-        return [body for got, body in self.received if got == path]
 
 
 @pytest.fixture
