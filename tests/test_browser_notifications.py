@@ -41,7 +41,7 @@ async def test_a_webhook_added_in_settings_gets_the_test_and_the_tasks_outcome(a
     page = alice.page
     async with Receiver() as receiver:
         await page.goto("/settings")
-        section = page.locator("section", has=page.get_by_role("heading", name="Notifications"))
+        section = page.locator("section", has=page.get_by_role("heading", name="Notifications", exact=True))
         await section.get_by_label("Webhook URL").fill(f"{receiver.url}/hooks/SeCrEt")
         await section.get_by_label("Format").select_option("slack")
         await section.get_by_label("waits for input").uncheck()
