@@ -3,12 +3,15 @@
  * Everything in an event came from the agent and is untrusted: text goes in as text nodes only,
  * assistant prose through the DOM-building markdown renderer. Every entry carries data-seq, so the
  * page (and its tests) can see exactly which events it shows; typing entries carry none (they are no
- * stored event) and give way to the stored message.
+ * stored event) and give way to the stored message. Notices read as sentences, never as their codes;
+ * technical ones are folded into "N details"; a turn's error is shown once, with advice where there is
+ * any, and a failed turn offers Retry.
  */
 (function () {
   "use strict";
 
   var KEY_ARGS = ["file_path", "path", "notebook_path", "command", "pattern", "url", "query", "description", "prompt"];
+  var DIFF_LINES = 20;  // a file write or edit shows this many -/+ lines, then "… N more lines"
 
   function el(tag, className, text) {
     var node = document.createElement(tag);
@@ -24,9 +27,11 @@
     return node;
   }
 
+  // As aicode/money.py `usd` (the pages and the CLI): "$0.00", "$0.0123", "$1,234.50".
   function money(value) {
     value = Number(value || 0);
-    return value > 0 && value < 1 ? "$" + value.toFixed(4) : "$" + value.toFixed(2);
+    if (value > 0 && value < 1) return "$" + value.toFixed(4);
+    return "$" + value.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   }
 
   function seconds(ms) {
@@ -73,6 +78,73 @@
     return node;
   }
 
+  function lines(text) {
+    text = String(text === undefined || text === null ? "" : text);
+    if (text === "") return [];
+    return text.replace(/\n$/, "").split("\n");
+  }
+
+  // The -/+ lines of a file write or edit: a small diff of what the agent sent, not of the file (the
+  // Changes section has that), cut after DIFF_LINES.
+  function changeLines(name, input) {
+    if (name === "Write" && typeof input.content === "string") {
+      return lines(input.content).map(function (line) { return ["+", line]; });
+    }
+    var edits = name === "MultiEdit" && Array.isArray(input.edits) ? input.edits :
+      (name === "Edit" && (typeof input.old_string === "string" || typeof input.new_string === "string") ? [input] : null);
+    if (!edits) return null;
+    var out = [];
+    edits.forEach(function (edit, i) {
+      if (!edit || typeof edit !== "object") return;
+      if (i > 0) out.push(["@", "\u22ef"]);
+      lines(edit.old_string).forEach(function (line) { out.push(["-", line]); });
+      lines(edit.new_string).forEach(function (line) { out.push(["+", line]); });
+    });
+    return out;
+  }
+
+  var CHANGE_KINDS = { add: "created", update: "changed", "delete": "deleted" };
+
+  function diffSection(name, input) {
+    var changes = changeLines(name, input);
+    var section = el("div", "tool-section tool-diff-section");
+    if (changes === null) {
+      // Codex reports only which file changed and how (kind); a Delete names the file alone.
+      var kind = CHANGE_KINDS[input.kind] || (name === "Delete" ? "deleted" : null);
+      if (!kind) return null;
+      section.appendChild(el("p", "tool-change muted small", "File " + kind + "."));
+      return section;
+    }
+    var box = el("div", "tool-diff mono");
+    changes.slice(0, DIFF_LINES).forEach(function (change) {
+      var row = el("div", "tool-diff-line " + (change[0] === "+" ? "tool-diff-add" : change[0] === "-" ? "tool-diff-del" : "tool-diff-gap"));
+      row.appendChild(el("span", "tool-diff-sign", change[0] === "@" ? " " : change[0]));
+      row.appendChild(el("span", "tool-diff-text", change[1]));
+      box.appendChild(row);
+    });
+    if (!changes.length) box.appendChild(el("div", "tool-diff-line tool-diff-gap", "(empty)"));
+    section.appendChild(box);
+    var more = changes.length - DIFF_LINES;
+    if (more > 0) section.appendChild(el("p", "muted small tool-diff-more", "\u2026 " + more + (more === 1 ? " more line" : " more lines")));
+    return section;
+  }
+
+  // What a call was asked to do: file writes and edits as a small diff, a shell command as code, the
+  // rest as JSON (on one line when it is short).
+  function toolInput(name, input) {
+    if (input && typeof input === "object" && ["Write", "Edit", "MultiEdit", "Delete"].indexOf(name) >= 0) {
+      var diff = diffSection(name, input);
+      if (diff) return diff;
+    }
+    if (name === "Bash" && input && typeof input.command === "string") {
+      var section = block("Command", input.command, "tool-command");
+      section.querySelector(".tool-pre").classList.add("mono");
+      return section;
+    }
+    var json = JSON.stringify(input);
+    return block("Input", json && json.length <= 120 ? json : JSON.stringify(input, null, 2));
+  }
+
   function toolCall(ev, calls) {
     var details = entry(ev, "details", "ev-tool");
     details.dataset.callId = ev.data.call_id || "";
@@ -81,7 +153,10 @@
     summary.appendChild(el("span", "tool-arg mono", oneLine(keyArgument(ev.data.input), 140)));
     summary.appendChild(el("span", "tool-state", "running"));
     details.appendChild(summary);
-    details.appendChild(block("Input", JSON.stringify(ev.data.input, null, 2)));
+    var input = toolInput(ev.data.name, ev.data.input);
+    details.appendChild(input);
+    // A file change is worth a glance without a click; other calls stay folded.
+    if (input.classList.contains("tool-diff-section")) details.open = true;
     if (ev.data.call_id) calls.set(ev.data.call_id, details);
     return details;
   }
@@ -106,61 +181,220 @@
     return null;
   }
 
-  var cancelledBy = null;  // who asked for the cancel the next "cancelled" status reports
+  // -- the turn being shown: its errors (each once), its commit, its prompt (for Retry) ------------
 
-  function status(ev) {
-    var node = entry(ev, "div", "ev-status" + (ev.data.error ? " ev-error" : ""));
-    node.appendChild(el("span", "badge badge-" + ev.data.status, ev.data.status));
-    if (ev.data.error) node.appendChild(el("span", "ev-error-text", ev.data.error));
-    if (ev.data.status === "cancelled") {
+  // What the feed knows of the turn it shows, kept on the render options (one set per page, a fresh one
+  // per chunk of earlier events): the errors it has shown, whether its work was committed ("partial",
+  // "full" or "none"), who asked for a cancel, and its prompt (null: the task's own; undefined: unknown).
+  function turnOf(options, ev) {
+    if (!options.turn) {
+      var fromStart = ev.seq === 1;
+      options.turn = { errors: [], committed: null, cancelledBy: null, prompt: fromStart ? null : undefined,
+        waiting: fromStart && options.firstPrompt ? [null] : [] };
+    }
+    return options.turn;
+  }
+
+  function newTurn(turn) {
+    turn.errors = [];
+    turn.committed = null;
+  }
+
+  function normal(text) {
+    return String(text || "").toLowerCase().replace(/\s+/g, " ").trim();
+  }
+
+  function sameError(a, b) {
+    return a.indexOf(b.slice(0, 60)) >= 0 || b.indexOf(a.slice(0, 60)) >= 0;
+  }
+
+  // True the first time a turn reports `text`: one failure arrives as a notice, as the turn's error and
+  // as the task's, each a little differently worded (or cut), so "the same" is one containing the
+  // other's start.
+  function firstShowing(turn, text) {
+    var t = normal(text);
+    if (!t) return false;
+    var seen = turn.errors.some(function (e) { return sameError(e, t); });
+    turn.errors.push(t);
+    return !seen;
+  }
+
+  // What the person can do about an error, when there is anything: [text, link or null].
+  var ADVICE = [
+    [/\b40[13]\b|x-api-key|api[ _-]?key|authenticat|unauthori[sz]ed|\bno \w+ key\b|credential/i,
+      ["The model key was refused or is missing: check it under ", { href: "/settings#keys-head", text: "Settings \u2192 Model keys" }]],
+    [/\b429\b|\b529\b|rate.?limit|overloaded/i, ["The model API is busy or rate-limited: retry in a few minutes."]],
+    [/\b402\b|budget|billing|spending limit|credit balance/i,
+      ["The spending budget is used up: an admin can raise a person's or the workspace's monthly budget; a task's own limit (max_cost_usd) is set when it is created."]],
+    [/timed out|timeout|turn limit|max_turns|maximum number of turns/i,
+      ["The turn hit a limit of the task (its time limit, timeout_s, or max_turns, both set when a task is created): send a follow-up to go on from where it stopped."]],
+  ];
+
+  function advice(text) {
+    for (var i = 0; i < ADVICE.length; i++) {
+      if (!ADVICE[i][0].test(text)) continue;
+      var parts = ADVICE[i][1];
+      var node = el("span", "ev-advice", parts[0]);
+      if (parts[1]) {
+        var link = el("a", null, parts[1].text);
+        link.href = parts[1].href;
+        node.appendChild(link);
+        node.appendChild(document.createTextNode("."));
+      }
+      return node;
+    }
+    return null;
+  }
+
+  function errorText(text, lead) {
+    var node = el("div", "ev-error-text", (lead ? lead + ": " : "") + text);
+    node.dataset.error = normal(text);
+    var help = advice(text);
+    if (help) node.appendChild(help);
+    return node;
+  }
+
+  // A failed turn's way to try again: the same prompt as a follow-up (static/task.js sends it).
+  function retryButton(options, prompt) {
+    if (!options.canRun || prompt === undefined) return null;
+    var button = el("button", "btn btn-small ev-retry", "Retry");
+    button.type = "button";
+    button.dataset.retry = "";
+    button.aicodePrompt = prompt;
+    return button;
+  }
+
+  function status(ev, calls, options) {
+    var d = ev.data;
+    var turn = turnOf(options, ev);
+    if (d.status === "queued") newTurn(turn);
+    var node = entry(ev, "div", "ev-status" + (d.error ? " ev-error" : ""));
+    node.appendChild(el("span", "badge badge-" + d.status, d.status));
+    if (d.error && firstShowing(turn, d.error)) node.appendChild(errorText(d.error));
+    if (d.status === "failed" && !options.conversation) {
+      var retry = retryButton(options, turn.prompt);
+      if (retry) node.appendChild(retry);
+    }
+    if (d.status === "cancelled") {
       // Steps the agent had under way when it was stopped are stopped too, not "running" for ever.
       document.querySelectorAll(".ev-tool:not(.tool-ok):not(.tool-failed) .tool-state").forEach(function (state) {
         state.textContent = "stopped";
       });
-      node.appendChild(el("span", "ev-status-text", "Cancelled" + (cancelledBy ? " by " + cancelledBy : "") +
-        "; the work so far is committed as partial."));
-      cancelledBy = null;
+      var outcome = turn.committed === "partial" ? "; the work so far is committed as partial." :
+        turn.committed === "none" ? "; nothing had changed, so nothing was committed." : ".";
+      node.appendChild(el("span", "ev-status-text", "Cancelled" + (turn.cancelledBy ? " by " + turn.cancelledBy : "") + outcome));
+      turn.cancelledBy = null;
     }
     return node;
+  }
+
+  // -- notices: in words, or folded away ------------------------------------------------------
+
+  function sentence(text) {
+    text = String(text || "").trim();
+    text = text.charAt(0).toUpperCase() + text.slice(1);
+    return /[.!?\u2026)]$/.test(text) ? text : text + ".";
+  }
+
+  // Notice codes in words (a function gets the notice's data); other codes show their message, which
+  // the server writes for people. A code itself is never the text.
+  var NOTICES = {
+    no_changes: "No files changed in this turn, so nothing was committed.",
+    files_not_committed: function (d) {
+      return sentence("Some files were left out of the commit: " + String(d.message || "").replace(/^not committed:\s*/, ""));
+    },
+    state_not_stored: function (d) { return sentence("This turn's state could not be stored on the server: " + d.message); },
+    interrupted: "The turn was interrupted; its work so far is committed as partial.",
+    session_ended: "The live session ended; a follow-up starts it again where it left off.",
+    egress_refused: function (d) { return sentence("Blocked: " + d.message); },
+  };
+  // Claude Code's API failures (its message `error`): a plain lead before the API's own words.
+  var API_ERRORS = {
+    authentication_failed: "The model API refused the key", billing_error: "The model provider refused the call (billing)",
+    rate_limit: "The model API is rate-limiting", invalid_request: "The model API refused the request",
+    server_error: "The model API failed", unknown: "The model API call failed",
+  };
+  // Technical notices: kept, folded into "N details".
+  var TECHNICAL = ["unknown_event", "unknown_block", "unknown_item", "unparsed_event", "agent_output", "line_truncated"];
+
+  function technical(d) {
+    var message = String(d.message || "");
+    if (TECHNICAL.indexOf(d.code) >= 0 || d.raw !== undefined) return true;
+    if (d.level === "error") return false;
+    // A rate limit with room left; an agent's own informational line, whose text is its code
+    // ("task_started: wait", "hook_response").
+    return (d.code === "rate_limit" && d.level === "info") ||
+      (d.level === "info" && !!d.code && (message === d.code || message.indexOf(d.code + ":") === 0));
+  }
+
+  function noticeText(d) {
+    var known = NOTICES[d.code];
+    if (typeof known === "function") return known(d);
+    if (known) return known;
+    return d.message ? sentence(d.message) : "The agent sent a notice without text.";
   }
 
   // In a conversation (a live session's page) a prompt is labelled with its author alone, as the first is.
   function notice(ev, calls, options) {
-    if (ev.data.code === "follow_up") {
+    var d = ev.data;
+    var turn = turnOf(options, ev);
+    if (d.code === "follow_up") {
+      if (options.conversation) turn.waiting.push(d.message || "");
+      else turn.prompt = d.message || "";
       var prompt = entry(ev, "div", "ev-prompt");
-      var who = options.conversation && ev.data.by ? ev.data.by :
-        "Follow-up" + (ev.data.by ? " \u00b7 " + ev.data.by : "");
+      var who = options.conversation && d.by ? d.by : "Follow-up" + (d.by ? " \u00b7 " + d.by : "");
       prompt.appendChild(el("div", "ev-who", who));
       // Exactly as typed: a prompt is not markdown to render, and `*` or `#` in it mean what they say.
-      prompt.appendChild(el("div", "prompt-text", ev.data.message || ""));
+      prompt.appendChild(el("div", "prompt-text", d.message || ""));
       return prompt;
     }
-    if (ev.data.code === "cancel_requested") {
-      cancelledBy = ev.data.by || null;
+    if (d.code === "cancel_requested") {
+      turn.cancelledBy = d.by || null;
       var asked = entry(ev, "div", "ev-meta");
-      asked.textContent = "Cancel asked by " + (ev.data.by || "someone") + "\u2026";
+      asked.textContent = "Cancel asked by " + (d.by || "someone") + "\u2026";
       return asked;
     }
-    var level = ev.data.level || "info";
-    var node = entry(ev, "div", "ev-notice level-" + level + (level === "error" ? " ev-error" : ""));
-    node.appendChild(el("span", "notice-code mono", ev.data.code || level));
-    node.appendChild(el("span", "notice-text", ev.data.message));
+    if (d.code === "no_changes") turn.committed = "none";
+    var level = d.level || "info";
+    var node = entry(ev, "div", "ev-notice level-" + level);
+    node.dataset.code = d.code || "";
+    if (technical(d) || (level === "error" && !firstShowing(turn, d.message))) {
+      // Folded: an odd line of the agent's, or an error this turn already shows.
+      node.classList.add("ev-detail");
+      node.appendChild(el("span", "notice-text", sentence(d.message || d.code)));
+      return node;
+    }
+    if (level === "error") {
+      node.classList.add("ev-error");
+      node.appendChild(errorText(d.message || "", API_ERRORS[d.code]));
+      return node;
+    }
+    node.appendChild(el("span", "notice-text", noticeText(d)));
     return node;
   }
 
-  function turnCompleted(ev) {
+  function turnCompleted(ev, calls, options) {
     var d = ev.data;
+    var turn = turnOf(options, ev);
     var failed = d.status && d.status !== "succeeded" && d.status !== "success" && d.status !== "cancelled";
     var node = entry(ev, "div", "ev-meta ev-turn" + (failed || d.error ? " ev-error" : ""));
     var parts = ["Turn " + (d.status || "completed"), seconds(d.duration_ms), money(d.cost_usd)];
     if (d.num_turns) parts.splice(1, 0, d.num_turns + (d.num_turns === 1 ? " model turn" : " model turns"));
     node.appendChild(el("span", null, parts.join(" \u00b7 ")));
-    if (d.error) node.appendChild(el("div", "ev-error-text", d.error));
+    if (d.error && firstShowing(turn, d.error)) node.appendChild(errorText(d.error));
+    if (options.conversation) {
+      // A session's turns end here (it stays running): the next prompt starts a new one.
+      var prompt = turn.waiting.length ? turn.waiting.shift() : undefined;
+      var retry = failed ? retryButton(options, prompt) : null;
+      if (retry) node.appendChild(retry);
+      newTurn(turn);
+    }
     return node;
   }
 
-  function commit(ev) {
+  function commit(ev, calls, options) {
     var d = ev.data;
+    turnOf(options, ev).committed = d.partial ? "partial" : "full";
     var node = entry(ev, "div", "ev-meta ev-commit");
     node.appendChild(el("span", null, "Committed "));
     node.appendChild(el("span", "mono", String(d.commit || "").slice(0, 10)));
@@ -247,11 +481,41 @@
     "git.push": pushed, "pull_request": pullRequest, "git.rebase": rebased,
   };
 
-  // The entry for `ev`, or null when it was placed inside an earlier entry (a tool result).
-  // `options.conversation`: the page is a live session's.
+  // The entry for `ev`, or null when it was placed inside an earlier entry (a tool result). `options`,
+  // the same object for every event of one run of the feed: `conversation` (the page is a live
+  // session's), `firstPrompt` (the task has a prompt of its own), `canRun` (Retry is offered); the feed
+  // keeps what it knows of the current turn there too.
   function render(ev, calls, options) {
     var renderer = RENDERERS[ev.type] || other;
     return renderer(ev, calls, options || {});
+  }
+
+  // Put an entry at the end of `parent` (the feed, or a chunk of earlier events): technical ones gather
+  // in one folded "N details" group per run of consecutive ones (hidden usage markers do not break a run).
+  function place(parent, node) {
+    if (!node.classList.contains("ev-detail")) {
+      parent.appendChild(node);
+      return;
+    }
+    var group = parent.lastElementChild;
+    while (group && group.classList.contains("ev-usage")) group = group.previousElementSibling;
+    if (!group || !group.classList.contains("ev-details-group")) {
+      group = el("details", "ev ev-details-group");
+      group.appendChild(el("summary"));
+      parent.appendChild(group);
+    }
+    group.appendChild(node);
+    var count = group.querySelectorAll(".ev-detail").length;
+    group.querySelector("summary").textContent = count + (count === 1 ? " detail" : " details");
+  }
+
+  // Whether the feed already shows `text` as an error (the page's alert then stays hidden).
+  function showsError(feed, text) {
+    var wanted = normal(text);
+    if (!wanted) return false;
+    return Array.prototype.some.call(feed.querySelectorAll(".ev-error-text[data-error]"), function (node) {
+      return sameError(node.dataset.error, wanted);
+    });
   }
 
   // Text as the agent types it (`message.delta`, live only): one provisional entry per message id at
@@ -297,7 +561,7 @@
   var LIVE_TYPES = ["message.delta", "session.idle"];
 
   window.aicodeFeed = {
-    render: render, types: Object.keys(RENDERERS).concat(LIVE_TYPES),
+    render: render, place: place, showsError: showsError, money: money, types: Object.keys(RENDERERS).concat(LIVE_TYPES),
     typing: function (feed) { return new Typing(feed); },
   };
 })();

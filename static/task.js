@@ -15,7 +15,8 @@
   var api = "/api/tasks/" + root.dataset.taskId;
   var feed = document.getElementById("feed");
   var $ = function (selector) { return root.querySelector(selector); };
-  var feedOptions = { conversation: root.dataset.kind === "session" };
+  var feedOptions = { conversation: root.dataset.kind === "session", firstPrompt: root.dataset.firstPrompt === "1",
+    canRun: root.dataset.canRun === "1" };
   var state = {
     status: root.dataset.status, first: null, last: 0, source: null, calls: new Map(), queue: Promise.resolve(),
     retries: 0, reconnectTimer: null, refreshTimer: null, head: root.dataset.headCommit || "",
@@ -38,17 +39,79 @@
     return n >= 10000 ? (n / 1000).toFixed(1) + "k" : n.toLocaleString("en-US");
   }
 
-  function money(value) {
-    value = Number(value || 0);
-    return value > 0 && value < 1 ? "$" + value.toFixed(4) : "$" + value.toFixed(2);
-  }
-
-  function elapsed() {
-    if (!state.startedAt) return "\u2014";
-    var s = Math.max(0, Math.floor(((state.finishedAt || new Date()) - state.startedAt) / 1000));
+  // As aicode/web/templating.py `seconds`.
+  function span(s) {
+    s = Math.max(0, Math.floor(s));
     if (s < 60) return s + " s";
     if (s < 3600) return Math.floor(s / 60) + " min " + (s % 60) + " s";
     return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+  }
+
+  // -- the turns' run time ("Elapsed") and model turns: the page came with them up to event
+  // `clock.seq` (aicode/web/turn_clock.py), later events move them by the same rules ------------
+
+  var clock = JSON.parse(root.dataset.clock || "{}");
+  clock.seq = clock.seq || 0;
+  clock.run_s = clock.run_s || 0;
+  clock.waiting = clock.waiting || 0;
+  clock.model_turns = clock.model_turns || 0;
+  clock.openSince = clock.open_since ? new Date(clock.open_since) : null;
+  // The server's clock minus the browser's: a running turn's time is counted on the server's clock.
+  clock.skew = clock.now ? new Date(clock.now) - new Date() : 0;
+
+  function closeTurn(ts) {
+    if (clock.openSince) clock.run_s += Math.max(0, (ts - clock.openSince) / 1000);
+    clock.openSince = null;
+  }
+
+  function stepClock(ev) {
+    if (!(ev.seq > clock.seq) || !ev.ts) return;
+    clock.seq = ev.seq;
+    var ts = new Date(ev.ts);
+    var d = ev.data || {};
+    var session = feedOptions.conversation;
+    if (ev.type === "task.status" && d.status === "running") {
+      clock.running = true;
+      if (!clock.openSince && (!session || clock.waiting > 0)) clock.openSince = ts;
+    } else if (ev.type === "task.status" && isTerminal(d.status)) {
+      closeTurn(ts);
+      clock.running = false;
+      clock.waiting = 0;
+    } else if (ev.type === "notice" && d.code === "follow_up") {
+      clock.waiting += 1;
+      if (clock.running && !clock.openSince) clock.openSince = ts;
+    } else if (ev.type === "turn.completed") {
+      clock.model_turns += Math.max(0, Number(d.num_turns) || 0);
+      if (session) {
+        closeTurn(ts);
+        clock.waiting = Math.max(0, clock.waiting - 1);
+        if (clock.waiting && clock.running) clock.openSince = ts;
+      }
+    }
+    showClock();
+  }
+
+  function showClock() {
+    var now = new Date(Date.now() + clock.skew);
+    var running = clock.openSince ? Math.max(0, (now - clock.openSince) / 1000) : 0;
+    $("[data-field=elapsed]").textContent = span(clock.run_s + running);
+    var created = new Date(root.dataset.createdAt);
+    $("[data-field=elapsed-stat]").title = "Time the turns ran; " +
+      span(((state.finishedAt || now) - created) / 1000) + " since submitted";
+    $("[data-field=model-turns]").textContent = "\u00b7 " + clock.model_turns +
+      (clock.model_turns === 1 ? " model turn" : " model turns");
+    // Prompts: the turns run, and the one running or waiting for a node.
+    if (state.task) {
+      $("[data-field=turns]").textContent = String(state.task.turns +
+        (clock.openSince || state.status === "queued" ? 1 : 0));
+    }
+  }
+
+  // The task's error stands above the feed only while the feed does not show it already.
+  function showTaskError(text) {
+    var error = $("[data-field=error]");
+    error.textContent = text || "";
+    error.hidden = !text || window.aicodeFeed.showsError(feed, text);
   }
 
   function setLive(mode) {
@@ -72,6 +135,10 @@
     if (cancel) cancel.hidden = isTerminal(status);
     $("[data-follow-up] button[type=submit]").disabled = !isTerminal(status);
     $("[data-follow-hint]").textContent = isTerminal(status) ? "" : "Available once this turn ends.";
+    // A session takes a prompt while it runs; a task only once its turn has ended.
+    feed.querySelectorAll("[data-retry]").forEach(function (button) {
+      button.disabled = !isTerminal(status) && !feedOptions.conversation;
+    });
     tell("status", status);
   }
 
@@ -80,13 +147,10 @@
     setStatus(task.status);
     state.startedAt = task.started_at ? new Date(task.started_at) : null;
     state.finishedAt = task.finished_at && isTerminal(task.status) ? new Date(task.finished_at) : null;
-    $("[data-field=elapsed]").textContent = elapsed();
     state.task = task;
+    showClock();
     showTotals();
-    $("[data-field=turns]").textContent = String(task.turns);
-    var error = $("[data-field=error]");
-    error.textContent = task.error || "";
-    error.hidden = !task.error;
+    showTaskError(task.error);
     if (task.head_commit && task.head_commit !== state.head) {
       state.head = task.head_commit;
       loadDiff();
@@ -138,7 +202,7 @@
     var turn = (!isTerminal(state.status) && state.turnUsage) || {};
     $("[data-field=tokens]").textContent = count(state.task.input_tokens + (turn.input_tokens || 0)) + " / " +
       count(state.task.output_tokens + (turn.output_tokens || 0));
-    $("[data-field=cost]").textContent = money(state.task.cost_usd + (turn.cost_usd || 0));
+    $("[data-field=cost]").textContent = window.aicodeFeed.money(state.task.cost_usd + (turn.cost_usd || 0));
   }
 
   function refreshTask() {
@@ -159,7 +223,8 @@
   function append(ev) {
     var follow = nearBottom();
     var node = window.aicodeFeed.render(ev, state.calls, feedOptions);
-    if (node && !state.typing.settle(ev, node)) feed.appendChild(node);
+    if (node && !state.typing.settle(ev, node)) window.aicodeFeed.place(feed, node);
+    stepClock(ev);
     state.last = ev.seq;
     if (state.first === null) state.first = ev.seq;
     if (follow) feed.scrollTop = feed.scrollHeight;
@@ -225,12 +290,14 @@
     button.disabled = true;
     return window.aicode.getJSON(api + "/events?last=" + PAGE + "&before=" + state.first).then(function (events) {
       var chunk = document.createDocumentFragment();
+      // A chunk starts mid-task: what it knows of its turns is its own (and it offers no Retry).
+      var options = { conversation: feedOptions.conversation, firstPrompt: feedOptions.firstPrompt };
       events.forEach(function (ev) {
-        var node = window.aicodeFeed.render(ev, state.calls, feedOptions);
-        if (node) chunk.appendChild(node);
+        var node = window.aicodeFeed.render(ev, state.calls, options);
+        if (node) window.aicodeFeed.place(chunk, node);
       });
       var height = feed.scrollHeight;
-      feed.insertBefore(chunk, feed.querySelector(".ev[data-seq]"));
+      feed.insertBefore(chunk, feed.querySelector(":scope > .ev[data-seq], :scope > .ev-details-group"));
       feed.scrollTop += feed.scrollHeight - height;
       if (events.length) state.first = events[0].seq;
       button.hidden = !(state.first > 1);
@@ -288,6 +355,17 @@
     node.hidden = !message;
   }
 
+  // Send `prompt` as the task's next turn; resolves once the server took it.
+  function sendFollowUp(prompt) {
+    showError("[data-follow-error]", "");
+    return window.aicode.send("POST", api + "/messages", { prompt: prompt }).then(function (task) {
+      state.finishedAt = null;
+      applyTask(task);
+      openStream();
+      return task;
+    });
+  }
+
   function followUp(event) {
     event.preventDefault();
     var form = event.currentTarget;
@@ -295,15 +373,25 @@
     if (!prompt) return;
     var button = form.querySelector("button[type=submit]");
     button.disabled = true;
-    showError("[data-follow-error]", "");
-    window.aicode.send("POST", api + "/messages", { prompt: prompt }).then(function (task) {
+    sendFollowUp(prompt).then(function () {
       form.elements.prompt.value = "";
-      state.finishedAt = null;
-      applyTask(task);
-      openStream();
     }).catch(function (err) {
       button.disabled = !isTerminal(state.status);
       showError("[data-follow-error]", err.message);
+    });
+  }
+
+  // Retry on a failed turn: its prompt again (the task's own for the first turn), as a follow-up.
+  function retry(event) {
+    var button = event.target.closest("[data-retry]");
+    if (!button) return;
+    button.disabled = true;
+    var task = state.task ? Promise.resolve(state.task) : window.aicode.getJSON(api);
+    task.then(function (t) {
+      return sendFollowUp(button.aicodePrompt === null ? t.prompt : button.aicodePrompt);
+    }).catch(function (err) {
+      button.disabled = false;
+      showError("[data-follow-error]", "Could not retry: " + err.message);
     });
   }
 
@@ -347,12 +435,14 @@
     if (open) open.addEventListener("click", function () { publish(open, "/pull-request", {}); });
     document.getElementById("cancel-dialog").addEventListener("close", cancelClosed);
     $("[data-load-earlier]").addEventListener("click", loadEarlier);
-    setInterval(function () { $("[data-field=elapsed]").textContent = elapsed(); }, 1000);
+    feed.addEventListener("click", retry);
+    setInterval(showClock, 1000);
     window.aicode.getJSON(api + "/events?last=" + PAGE).then(function (events) {
       events.forEach(append);
       $("[data-load-earlier]").hidden = !(state.first > 1);
       $("[data-feed-loading]").hidden = true;
       feed.scrollTop = feed.scrollHeight;
+      showTaskError($("[data-field=error]").textContent);
       tell("loaded", state.status);
       if (isTerminal(state.status)) setLive("ended"); else openStream();
     });

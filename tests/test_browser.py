@@ -155,8 +155,8 @@ async def test_a_task_streams_text_and_tool_calls_live_then_shows_its_diff(
     # Tokens move while the turn runs, from its usage events (the task row has them only at the end).
     await expect(page.locator("[data-field=tokens]")).not_to_have_text("0 / 0")
     await screenshot(page, "task-live", docs=True, full_page=False)
-    await tool.locator("summary").click()
-    await expect(tool.locator(".tool-section", has_text="Input")).to_contain_text('"file_path": "/workspace/notes.md"')
+    # A write shows what it wrote, as added lines, without a click.
+    await expect(tool.locator(".tool-diff-add .tool-diff-text")).to_have_text(["# Notes", "first line", "second line"])
     await expect(feed.locator(".ev-thinking")).not_to_have_attribute("open", "")
     await expect(page.locator("[data-field=status] .badge")).to_have_text("succeeded", timeout=60_000)
     await expect(page.locator("[data-live]")).to_have_text("Ended")
@@ -286,9 +286,10 @@ async def test_cancel_asks_for_confirmation_then_stops_the_task(alice: Session, 
     await expect(page.locator("[data-field=status] .badge")).to_have_text("cancelled", timeout=30_000)
     await expect(page.get_by_role("button", name="Cancel")).to_be_hidden()
     await expect(page.get_by_role("button", name="Send follow-up")).to_be_enabled()
-    # A cancel reads as one, by whom, with no step left running and no red "turn failed, code 137".
+    # A cancel reads as one, by whom, with no step left running and no red "turn failed, code 137"; the
+    # turn had changed no file.
     await expect(page.locator("#feed .ev-status").last).to_contain_text(
-        "Cancelled by alice; the work so far is committed as partial.")
+        "Cancelled by alice; nothing had changed, so nothing was committed.")
     await expect(page.locator("#feed .ev-tool .tool-state")).to_have_text("stopped")
     await expect(page.locator("#feed .ev-turn.ev-error")).to_have_count(0)
     await expect(page.locator("#feed")).not_to_contain_text("code 137")

@@ -13,6 +13,7 @@ from litestar.template.config import TemplateConfig
 
 from aicode.agents.registry import UnknownAgent, driver_for
 from aicode.http.security_headers import BASELINE_HEADERS
+from aicode.money import usd
 from aicode.resources import resource_dir
 
 __all__ = ["SECURITY_HEADERS", "page", "template_config"]
@@ -55,17 +56,17 @@ def _ago(value: datetime | None, now: datetime | None = None) -> str:
 def _duration(start: datetime | None, end: datetime | None = None) -> str:
     if start is None:
         return "—"
-    seconds = max(0, int(((end or datetime.now(UTC)) - start).total_seconds()))
+    return _seconds(((end or datetime.now(UTC)) - start).total_seconds())
+
+
+def _seconds(value: float) -> str:
+    """A length of time as the task page's counters show it (static/task.js `span` agrees)."""
+    seconds = max(0, int(value))
     if seconds < 60:
         return f"{seconds} s"
     if seconds < 3600:
         return f"{seconds // 60} min {seconds % 60} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-
-
-def _usd(value: float | None) -> str:
-    value = value or 0.0
-    return f"${value:.4f}" if 0 < value < 1 else f"${value:,.2f}"
 
 
 def _count(value: int | None) -> str:
@@ -102,7 +103,8 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
 
     def configure(engine: JinjaTemplateEngine) -> None:
         env = engine.engine
-        env.filters.update(ago=_ago, duration=_duration, usd=_usd, count=_count, iso=_iso, agent_label=_agent_label)
+        env.filters.update(ago=_ago, duration=_duration, seconds=_seconds, usd=usd, count=_count, iso=_iso,
+                           agent_label=_agent_label)
         env.globals["asset"] = asset
         env.trim_blocks = True
         env.lstrip_blocks = True

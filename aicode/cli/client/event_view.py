@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from aicode.money import usd
 from aicode.tasks.models import TaskStatus
 
 __all__ = ["EventView", "format_cost", "format_duration", "format_tokens"]
@@ -36,8 +37,9 @@ def format_tokens(count: int) -> str:
     return f"{count / 1000:.1f}k" if count >= 10_000 else f"{count:,}"
 
 
-def format_cost(cost: float) -> str:
-    return f"${cost:.4f}" if cost < 1 else f"${cost:.2f}"
+def format_cost(cost: float | None) -> str:
+    """As the browser shows cost (aicode.money.usd): "$0.00", "$0.0123", "$1,234.50"."""
+    return usd(cost)
 
 
 def format_duration(seconds: float) -> str:
