@@ -21,6 +21,7 @@ from tests.browser_support import (
     make_member,
     new_session,
     ready_workspace,
+    screenshot,
     sign_in,
     wait_for_task,
 )
@@ -95,6 +96,7 @@ async def test_a_key_error_is_shown_once_with_advice_and_retry_runs_the_prompt_a
     link = feed.get_by_role("link", name="Settings \u2192 Model keys")
     await expect(link).to_have_attribute("href", "/settings#keys-head")
     assert "authentication_failed" not in await visible_text(alice)
+    await screenshot(page, "task-failed-turn", element=page.locator("#feed"))
 
     retry = feed.get_by_role("button", name="Retry")
     await expect(retry).to_have_count(1)
@@ -121,6 +123,7 @@ async def test_a_write_shows_as_a_small_diff_whose_content_stays_text(alice: Ses
     await expect(write.locator(".tool-diff-more")).to_have_text("\u2026 10 more lines")
     await expect(write).not_to_contain_text('"content"')
     assert await page.locator("#feed img, #feed [onerror]").count() == 0
+    await screenshot(page, "task-write-diff", element=write)
     bash = page.locator("#feed .ev-tool", has_text="Bash")
     await bash.locator("summary").click()
     await expect(bash.locator(".tool-command .tool-pre")).to_have_text("echo checked")
