@@ -32,6 +32,7 @@ from aicode.web.errors import safe_next
 from aicode.web.forms import form_values, parse_form
 from aicode.web.model_keys import checked_provider, own_keys, submitted_key
 from aicode.web.notification_forms import submitted_hook
+from aicode.web.shown_once import ShownOnce
 from aicode.web.templating import page
 
 __all__ = ["SessionPages", "SettingsPages"]
@@ -153,10 +154,14 @@ class SettingsPages(Controller):
     @get("/")
     async def settings(
         self, request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService],
-        credential_service: NamedDependency[CredentialService], done: FromQuery[str | None] = None,
-        provider: FromQuery[str | None] = None,
-    ) -> Template:
-        return await self._render(request, auth_service, credential_service, notice=_notice(done, provider))
+        credential_service: NamedDependency[CredentialService], shown_once: NamedDependency[ShownOnce],
+        done: FromQuery[str | None] = None, provider: FromQuery[str | None] = None,
+    ) -> Response[Any]:
+        """The settings; right after a token was made, that token, this once."""
+        created = shown_once.take(request, user_id=request.user.id)
+        rendered = await self._render(request, auth_service, credential_service, notice=_notice(done, provider),
+                                      created=created if "token" in created else None)
+        return shown_once.forget(rendered, request, path="/settings")
 
     @post("/credentials/{provider:str}")
     async def store_key(
@@ -245,17 +250,17 @@ class SettingsPages(Controller):
     @post("/tokens")
     async def create_token(
         self, request: Request[UserRecord, Any, Any], auth_service: NamedDependency[AuthService],
-        credential_service: NamedDependency[CredentialService],
-    ) -> Template:
-        """Create a token and show it on this answer only: it is stored as a hash."""
+        credential_service: NamedDependency[CredentialService], shown_once: NamedDependency[ShownOnce],
+    ) -> Response[Any]:
+        """Create a token; the settings page the answer leads to shows it once (it is stored as a hash)."""
         try:
             data = parse_form(await form_values(request, ("name",)), ApiTokenCreate)
             token, row = await auth_service.create_api_token(request.user, data.name)
         except AicodeError as exc:
             return await self._render(request, auth_service, credential_service, status_code=exc.status_code,
                                       token_error=exc.detail)
-        return await self._render(request, auth_service, credential_service, status_code=201,
-                                  created={"name": row["name"], "token": token})
+        return shown_once.keep(Redirect("/settings#tokens-head", status_code=HTTP_303_SEE_OTHER), request,
+                               user_id=request.user.id, path="/settings", name=row["name"], token=token)
 
     @post("/tokens/{token_id:uuid}/revoke")
     async def revoke_token(
