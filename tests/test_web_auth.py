@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 from litestar.testing import AsyncTestClient
@@ -125,3 +126,26 @@ async def test_an_unknown_url_is_an_html_page_for_browsers_and_json_for_api_clie
     assert api.status_code == 404 and api.json()["status_code"] == 404
     plain = await client.get("/no/such/page", headers={"Accept": "application/json"})
     assert plain.status_code == 404 and plain.json()["status_code"] == 404
+
+
+@pytest.mark.parametrize("path", ["/nope", f"/tasks/{uuid.uuid4()}", f"/workspaces/{uuid.uuid4()}"])
+async def test_a_missing_page_is_an_html_404_with_a_way_home_and_json_when_json_is_asked(
+    client: AsyncTestClient, admin_headers: dict[str, str], path: str
+) -> None:
+    page = await client.get(path, headers={**admin_headers, "Accept": "text/html,application/xhtml+xml"})
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "<title>Not found · aicode</title>" in page.text and 'href="/"' in page.text
+    assert re.search(r"<h1>Not found</h1>\s*<p>\S[^<]*</p>", page.text), page.text  # what was not found
+    answer = await client.get(path, headers={**admin_headers, "Accept": "application/json"})
+    assert answer.status_code == 404 and answer.headers["content-type"].startswith("application/json")
+    assert answer.json()["status_code"] == 404 and answer.json()["detail"]
+
+
+async def test_a_refused_page_is_an_html_403_and_json_when_json_is_asked(client: AsyncTestClient,
+                                                                          admin_headers) -> None:
+    await make_user(client, admin_headers, "carol")
+    await sign_in_by_form(client, "carol", "carol-password")
+    page = await client.get("/admin", headers={"Accept": "text/html"})
+    assert page.status_code == 403 and "<title>Not allowed · aicode</title>" in page.text and 'href="/"' in page.text
+    answer = await client.get("/admin", headers={"Accept": "application/json"})
+    assert answer.status_code == 403 and answer.json()["status_code"] == 403

@@ -1,4 +1,5 @@
-"""How the pages fail: a signed-out visitor goes to the sign-in page, every other error is an HTML page."""
+"""How the pages fail: a signed-out visitor goes to the sign-in page, every other error is an HTML page (or,
+for a client that asks for JSON only, the JSON error the API answers)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_500_INTERNAL_SERVER_E
 from litestar.types import ExceptionHandlersMap
 
 from aicode.errors import AicodeError
+from aicode.http.urls import redact_userinfo
 from aicode.web.templating import page
 
 __all__ = ["PAGE_EXCEPTION_HANDLERS", "error_page", "safe_next", "wants_html"]
@@ -49,6 +51,12 @@ def wants_html(request: Request[Any, Any, Any]) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
+def _wants_json(request: Request[Any, Any, Any]) -> bool:
+    # A script calling a page's URL with `Accept: application/json`; a browser (and `*/*`) gets the page.
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
 def error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return _error_page(request, exc)
 
@@ -64,6 +72,8 @@ def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
         detail = _SERVER_ERROR
     if status == 403 and "CSRF" in detail:
         detail = "This form has expired or did not come from this site. Reload the page and try again."
+    if _wants_json(request):
+        return Response({"status_code": status, "detail": redact_userinfo(detail)}, status_code=status)
     title = _TITLES.get(status, "Server error" if status >= 500 else "That did not work")
     return page("error.html", status_code=status, title=title, detail=detail, status=status)
 
