@@ -22,7 +22,7 @@ from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
 from aicode.app import create_app
 from aicode.settings import Settings
-from tests.cli_support import free_port
+from tests.cli_support import listening_socket
 from tests.conftest import ADMIN
 
 __all__ = [
@@ -41,17 +41,19 @@ expect.set_options(timeout=20_000)
 
 
 class LiveServer:
-    """create_app(settings) served by uvicorn on 127.0.0.1:<free port> in a background thread."""
+    """create_app(settings) served by uvicorn on 127.0.0.1:<a port of its own> in a background thread."""
 
     def __init__(self, settings: Settings) -> None:
-        self.port = free_port()
+        self._socket = listening_socket()
+        self.port = self._socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         app = create_app(dataclasses.replace(settings, port=self.port))
         # websockets-sansio: the legacy websockets protocol warns on import, and warnings are errors here.
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=False,
                                 lifespan="on", ws="websockets-sansio", timeout_graceful_shutdown=5)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name=f"uvicorn-{self.port}", daemon=True)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
+                                        name=f"uvicorn-{self.port}", daemon=True)
 
     async def start(self) -> None:
         self._thread.start()
@@ -64,6 +66,7 @@ class LiveServer:
     async def stop(self) -> None:
         self._server.should_exit = True
         await asyncio.to_thread(self._thread.join, 60)
+        self._socket.close()
 
 
 class TcpProxy:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -28,10 +29,42 @@ REPO = Path(__file__).resolve().parent.parent
 TERMINAL = {"succeeded", "failed", "cancelled", "interrupted"}
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port of 127.0.0.1 nothing listens on, for a server that starts next in a process of its own.
+
+    Until that server binds it, another could take it. So it is not the kernel's choice (port 0): that
+    comes from the ephemeral range, where every port-0 listener and outgoing connection of the tests
+    running meanwhile lands too. It is taken below that range, at random, among the ports of this
+    pytest-xdist worker's own residue (mod 8): two workers never pick the same one.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    residue = int(worker) % 8 if worker.isdigit() else 0
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 16384) // 8, low // 8) * 8 + residue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
+def listening_socket(port: int = 0) -> socket.socket:
+    """A socket bound to 127.0.0.1:`port` (0: the kernel picks) for an in-process server to serve on: held from
+    the start, so no other test can take its port meanwhile."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
 
 
 @dataclass
@@ -45,23 +78,26 @@ class LiveServer:
 
 @contextlib.contextmanager
 def serve_in_thread(settings: Settings) -> Iterator[LiveServer]:
-    """The app under uvicorn on 127.0.0.1:<free port>, in a thread with its own event loop."""
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=free_port(), log_config=None,
+    """The app under uvicorn on 127.0.0.1:<a port of its own>, in a thread with its own event loop."""
+    sock = listening_socket()
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None,
                             access_log=False, lifespan="on", timeout_graceful_shutdown=5, **tls_options(settings))
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="live-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive(), "the live server did not start (see the log above)"
-        assert time.monotonic() < deadline, "the live server did not start within 60 s"
-        time.sleep(0.05)
-    try:
-        scheme = "https" if settings.tls_cert else "http"
-        yield LiveServer(url=f"{scheme}://127.0.0.1:{config.port}", settings=settings)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="live-server", daemon=True)
+    with sock:
+        thread.start()
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert thread.is_alive(), "the live server did not start (see the log above)"
+            assert time.monotonic() < deadline, "the live server did not start within 60 s"
+            time.sleep(0.05)
+        try:
+            scheme = "https" if settings.tls_cert else "http"
+            yield LiveServer(url=f"{scheme}://127.0.0.1:{port}", settings=settings)
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
 
 
 def token_for(server: LiveServer, username: str, password: str) -> str:

@@ -44,6 +44,17 @@ async def _as_admin(statement: str) -> None:
         await admin.close()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `serial` restart a shared service or measure time: in a pytest-xdist worker (`-n`),
+    where other tests run beside them, they are skipped. `bash .ci/run` runs them after the others, alone."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    skip = pytest.mark.skip(reason="serial: it runs alone, in a pytest run without -n (bash .ci/run runs it so)")
+    for item in items:
+        if item.get_closest_marker("serial") is not None:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _logging() -> None:
     configure_logging("json", "info")

@@ -18,6 +18,9 @@ from aicode.http.urls import redact_userinfo, without_userinfo
 from tests.conftest import wait_for_status
 
 NUL_DETAIL = "contains a NUL character (U+0000)"
+# An id nothing has. Fixed, not uuid4(): a parameter is part of a test's id, which every pytest-xdist worker
+# must compute alike.
+NO_SUCH_ID = "00000000-0000-4000-8000-00000000dead"
 BIGINT_MAX = 2**63 - 1
 
 
@@ -39,8 +42,8 @@ def assert_error(response, status: int, *phrases: str) -> str:
     ("POST", "/api/tokens", {"name": "lap\u0000top"}, "name"),
     ("POST", "/api/admin/users", {"username": "eve\u0000", "password": "long-enough"}, "username"),
     ("PUT", "/api/me/credentials/anthropic", {"api_key": "sk-ant-\u0000-key"}, "api_key"),
-    ("POST", f"/api/workspaces/{uuid.uuid4()}/tasks", {"prompt": "fix it\u0000"}, "prompt"),
-    ("POST", f"/api/tasks/{uuid.uuid4()}/messages", {"prompt": "\u0000"}, "prompt"),
+    ("POST", f"/api/workspaces/{NO_SUCH_ID}/tasks", {"prompt": "fix it\u0000"}, "prompt"),
+    ("POST", f"/api/tasks/{NO_SUCH_ID}/messages", {"prompt": "\u0000"}, "prompt"),
 ])
 async def test_a_nul_escaped_in_a_json_body_is_a_400_naming_the_field(
     client: AsyncTestClient, admin_headers: dict[str, str], method: str, path: str, body: dict, field: str

@@ -28,7 +28,8 @@ from aicode.settings import Settings
 from tests.cli_support import REPO, free_port, serve_in_thread
 from tests.conftest import ADMIN
 
-pytestmark = pytest.mark.timeout(300)
+# serial: restarting PostgreSQL, Redis or the Docker engine would break every other test running meanwhile.
+pytestmark = [pytest.mark.timeout(300), pytest.mark.serial]
 
 TERMINAL = {"succeeded", "failed", "cancelled", "interrupted"}
 REDIS_ARGS = ["--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "", "--appendonly",

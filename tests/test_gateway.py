@@ -318,6 +318,7 @@ async def test_upstream_breaking_mid_stream_ends_with_an_error_event(backend: In
     assert usage.input_tokens == 1000
 
 
+@pytest.mark.serial  # times the chunks to fractions of a second
 async def test_stream_is_not_buffered(client: httpx.AsyncClient, mock: MockAnthropic) -> None:
     mock.script([reply("one two three four", chunk_delay=0.2)])  # 8 events, ~1.6 s in all
     started_at = time.monotonic()

@@ -23,7 +23,8 @@ import pytest
 from tests.conftest import ADMIN
 from tests.test_cli import Server, base_env, serve
 
-pytestmark = pytest.mark.timeout(600)
+# serial: the nodes' leases and the cancel are held to a few seconds, which other tests' load would stretch.
+pytestmark = [pytest.mark.timeout(600), pytest.mark.serial]
 
 LEASE_S = 3
 TERMINAL = {"succeeded", "failed", "cancelled", "interrupted"}

@@ -66,6 +66,7 @@ async def silent_remote() -> AsyncIterator[str]:
         await server.wait_closed()
 
 
+@pytest.mark.serial  # a sign-in timed to 2 s: argon2 hashing shares the CPU with other tests
 async def test_a_silent_remote_stalls_neither_sign_in_nor_other_workspaces_work(
     task_settings: Settings, source_repo, silent_remote: str
 ) -> None:

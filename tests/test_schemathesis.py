@@ -30,7 +30,9 @@ from aicode.app import create_app
 from aicode.settings import Settings
 from tests.conftest import ADMIN, git
 
-pytestmark = pytest.mark.timeout(240)
+# serial: pure CPU (~30 s alone), so it gains nothing beside other tests, and starved by them it overran
+# its time limit.
+pytestmark = [pytest.mark.timeout(240), pytest.mark.serial]
 
 EXAMPLES_PER_OPERATION = 5
 # The methods the coverage phase also tries on every path, beside the documented ones.

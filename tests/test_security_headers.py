@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 
 import httpx
 import pytest
@@ -17,6 +16,10 @@ from tests.browser_support import LiveServer
 from tests.conftest import ADMIN
 
 pytest_plugins = ["tests.browser_fixtures"]  # `live`: a server under uvicorn
+
+# An id nothing has. Fixed, not uuid4(): a parameter is part of a test's id, which every pytest-xdist worker
+# must compute alike.
+NO_SUCH_ID = "00000000-0000-4000-8000-00000000dead"
 
 BASELINE = {"x-content-type-options": "nosniff", "referrer-policy": "same-origin", "x-frame-options": "DENY"}
 
@@ -32,7 +35,7 @@ def assert_security_headers(response: httpx.Response, csp: str) -> None:
     ("GET", "/healthz", False, 200),
     ("GET", "/api/me", True, 200),
     ("GET", "/api/me", False, 401),
-    ("GET", f"/api/tasks/{uuid.uuid4()}", True, 404),
+    ("GET", f"/api/tasks/{NO_SUCH_ID}", True, 404),
     ("GET", "/no/such/path", True, 404),
     ("DELETE", "/api/me", True, 405),
     ("GET", "/api/tasks?limit=0", True, 400),
@@ -61,7 +64,7 @@ def test_the_api_csp_lets_nothing_load_run_or_frame() -> None:
     assert "frame-ancestors 'none'" in API_CONTENT_SECURITY_POLICY
 
 
-@pytest.mark.parametrize(("path", "status"), [("/login", 200), ("/", 200), (f"/workspaces/{uuid.uuid4()}", 404)])
+@pytest.mark.parametrize(("path", "status"), [("/login", 200), ("/", 200), (f"/workspaces/{NO_SUCH_ID}", 404)])
 async def test_pages_keep_their_own_csp_with_the_other_headers(
     client: AsyncTestClient, admin_headers: dict[str, str], path: str, status: int
 ) -> None:
@@ -90,6 +93,7 @@ async def _ready_workspace(api: httpx.AsyncClient, headers: dict[str, str], repo
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.serial  # the first event is timed to 3 s
 async def test_a_live_sse_stream_carries_the_headers_and_is_not_buffered(live: LiveServer, source_repo) -> None:
     async with httpx.AsyncClient(base_url=live.url, timeout=30) as api:
         login = await api.post("/api/auth/login", json={"username": ADMIN[0], "password": ADMIN[1]})

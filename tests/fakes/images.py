@@ -2,17 +2,23 @@
 
 Built offline (``FROM`` a local image needs no registry) with an in-memory build
 context, through the legacy builder as well as BuildKit, and cached by a tag that
-names its inputs, so a second test run reuses it.
+names its inputs, so a second test run reuses it. Test processes running at once
+(pytest-xdist workers, or two runs) build it one at a time: the others wait on a
+lock file and then find the tag made.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import hashlib
 import io
 import os
 import tarfile
+import tempfile
 import weakref
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiodocker
@@ -26,6 +32,8 @@ LABEL = "org.aicode.test-image.fake-claude"
 
 # One build at a time per event loop: concurrent tests asking for the image wait for it.
 _locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+# ... and per machine: test processes running at once take turns on this file.
+BUILD_LOCK = Path(tempfile.gettempdir()) / "aicode-test-fake-image.lock"
 
 
 async def _image_id(docker: aiodocker.Docker, name: str) -> str | None:
@@ -67,10 +75,21 @@ def _build_context(base: str, script: bytes, digest: str) -> io.BytesIO:
     return buffer
 
 
+@contextlib.asynccontextmanager
+async def _machine_lock() -> AsyncIterator[None]:
+    """An exclusive lock on BUILD_LOCK, shared by every process on this machine (released if one dies)."""
+    fd = os.open(BUILD_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the file releases the lock
+
+
 async def ensure_fake_image(docker: aiodocker.Docker, base: str = DEFAULT_BASE_IMAGE) -> str:
     """The tag of an image like `base` whose /usr/local/bin/claude is fake_claude.py; built if missing."""
     lock = _locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
-    async with lock:
+    async with lock, _machine_lock():
         base_id = await _image_id(docker, base)
         if base_id is None:
             raise LookupError(f"base image {base} not found - build it with `bash tests/image/build.sh`")
