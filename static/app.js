@@ -69,6 +69,9 @@
       area.addEventListener("keydown", function (event) {
         if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && area.form) {
           event.preventDefault();
+          // A form whose submit button is disabled (no key yet, a turn running) is not sent by a shortcut either.
+          var submit = area.form.querySelector("button[type=submit]");
+          if (submit && submit.disabled) return;
           area.form.requestSubmit();
         }
       });
@@ -100,6 +103,61 @@
     });
   }
 
+  // A task form is not sent while the chosen agent cannot run: no model key for its provider (the user's own
+  // or the workspace's team key) or not in the image. It says why and links to Settings instead.
+  function keyCheck() {
+    document.querySelectorAll("form[data-key-check]").forEach(function (form) {
+      var agent = form.querySelector("[data-key-agent]");
+      var workspace = form.querySelector("[data-key-workspace]");
+      var notice = form.querySelector("[data-no-key]");
+      var text = form.querySelector("[data-no-key-text]");
+      if (!agent || !notice || !text) return;
+      var update = function () {
+        var option = agent.selectedOptions[0];
+        var place = workspace ? workspace.selectedOptions[0] : null;
+        var problem = option ? option.dataset.blocked || "" : "";
+        if (!problem && option && place && option.dataset.provider) {
+          var providers = (place.dataset.providers || "").split(" ");
+          if (providers.indexOf(option.dataset.provider) < 0) {
+            problem = option.textContent.trim() + ": you have no " + option.dataset.providerLabel + " key for " +
+              place.textContent.trim() + " \u2014 add yours, or a workspace owner adds a team key.";
+          }
+        }
+        text.textContent = problem;
+        notice.hidden = !problem;
+        form.querySelectorAll("[data-needs-key]").forEach(function (button) { button.disabled = !!problem; });
+      };
+      agent.addEventListener("change", update);
+      if (workspace) workspace.addEventListener("change", update);
+      update();
+    });
+  }
+
+  // The Admin page follows a running image build: its new output lines as they come, the page again once it ends.
+  function followImageBuild() {
+    var section = document.querySelector('[data-image-status="running"]');
+    if (!section) return;
+    var log = section.querySelector("[data-image-log]");
+    var seen = log ? parseInt(log.dataset.lineCount || "0", 10) : 0;
+    var poll = function () {
+      getJSON("/api/admin/image?after=" + seen).then(function (image) {
+        var build = image.build;
+        if (!build || build.state !== "running") {
+          window.location.reload();
+          return;
+        }
+        if (log && build.lines.length) {
+          var atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+          log.appendChild(document.createTextNode("\n" + build.lines.join("\n")));
+          if (atBottom) log.scrollTop = log.scrollHeight;
+        }
+        seen = build.line_count;
+        setTimeout(poll, 1000);
+      }).catch(function () { setTimeout(poll, 5000); });
+    };
+    setTimeout(poll, 1000);
+  }
+
   // A workspace shown as cloning reloads the page once the clone has finished (ready or error).
   function watchCloning() {
     var cloning = document.querySelectorAll('[data-workspace-status="cloning"]');
@@ -119,6 +177,8 @@
     copyButtons();
     keyboard();
     agentPicker();
+    keyCheck();
+    followImageBuild();
     watchCloning();
   });
 })();

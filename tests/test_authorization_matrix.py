@@ -252,6 +252,12 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Call]] = {
                                                                     json={"monthly_budget_usd": None})),
     ("GET", "/api/admin/audit"): (ADMIN_ONLY, call("GET", "/api/admin/audit")),
     ("GET", "/api/admin/nodes"): (ADMIN_ONLY, call("GET", "/api/admin/nodes")),
+    ("GET", "/api/admin/image"): (ADMIN_ONLY, call("GET", "/api/admin/image")),
+    # The default image of the matrix's server is there: a build starts (and fails: no Containerfile base can be
+    # pulled here) or, while one runs, a 409; either proves the caller passed the admin check.
+    ("POST", "/api/admin/image/build"): (ADMIN_ONLY, call("POST", "/api/admin/image/build")),
+    # A stream that ends after a second: allowed callers get its 200.
+    ("GET", "/api/tasks/changes"): (SIGNED_IN, call("GET", "/api/tasks/changes?timeout_s=1")),
     ("GET", "/api/workspaces"): (SIGNED_IN, call("GET", "/api/workspaces")),
     ("POST", "/api/workspaces"): (SIGNED_IN, call("POST", "/api/workspaces", json=lambda w: {
         "name": w.unique("ws"), "repo_url": str(w.repo)})),
@@ -374,6 +380,14 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Call]] = {
     ("GET", "/admin"): (as_page(ADMIN_ONLY), call("GET", "/admin")),
     ("GET", "/admin/audit"): (as_page(ADMIN_ONLY), call("GET", "/admin/audit")),
     ("GET", "/admin/nodes"): (as_page(ADMIN_ONLY), call("GET", "/admin/nodes")),
+    ("POST", "/admin/image/build"): (as_page(ADMIN_ONLY), call("POST", "/admin/image/build")),
+    ("POST", "/tasks"): (as_page(SIGNED_IN), call("POST", "/tasks", data=lambda w: {
+        "workspace_id": "not-a-workspace", "prompt": "@say from the overview"})),
+    ("POST", "/workspaces/{workspace_id:uuid}/settings"): (as_page(MANAGE), call(
+        "POST", "/workspaces/{workspace}/settings", data={"name": "shared"})),
+    # The busy task keeps the workspace: allowed callers get 409, which proves they passed the access check.
+    ("POST", "/workspaces/{workspace_id:uuid}/delete"): (as_page(MANAGE), call(
+        "POST", "/workspaces/{workspace}/delete", data={"confirm_name": "shared"})),
     ("POST", "/admin/users"): (as_page(ADMIN_ONLY), call("POST", "/admin/users", data=form(
         username=lambda w: w.unique("pg"), password="pg-password-1"))),
     ("POST", "/admin/users/{user_id:uuid}"): (as_page(ADMIN_ONLY), call("POST", "/admin/users/{zed_id}", data={

@@ -78,6 +78,11 @@ async def test_without_a_key_the_forms_wait_and_point_at_settings_then_the_overv
         assert task["status"] == "succeeded" and task["workspace_id"] == workspace["id"]
         await page.goto("/")
         await expect(page.get_by_test_id("first-run")).to_have_count(0)
+        # A wrong address is a page too, not JSON.
+        missing = await page.goto("/tasks/00000000-0000-4000-8000-000000000000")
+        assert missing is not None and missing.status == 404
+        assert missing.headers["content-type"].startswith("text/html")
+        await expect(page.get_by_role("link", name=re.compile("overview", re.I)).first).to_be_visible()
         assert session.errors == []
     finally:
         await session.api.aclose()
@@ -175,3 +180,6 @@ async def test_the_task_list_stream_sends_only_what_the_reader_may_see(live: Liv
         assert seen[0]["workspace_id"] == mine["id"]
         unauthenticated = await api.get("/api/tasks/changes")
         assert unauthenticated.status_code == 401
+        # timeout_s ends the stream (a client reconnects), after its `listening` event.
+        ended = await api.get("/api/tasks/changes", params={"timeout_s": 1}, headers=gail)
+        assert ended.status_code == 200 and "event: listening" in ended.text

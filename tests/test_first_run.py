@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -143,3 +144,62 @@ async def test_the_overview_form_refuses_a_missing_workspace_or_one_the_user_may
     assert not_hers.status_code == 404, not_hers.status_code
     listed = (await task_app.get("/api/tasks", headers=alice)).json()
     assert "@say hi" not in str(listed)
+
+
+async def test_an_owner_edits_and_deletes_a_workspace_in_the_browser_forms_an_editor_may_not(task_app,
+                                                                                             workspace) -> None:
+    ws, alice = workspace
+    admin = await login(task_app, *ADMIN)
+    bob = await make_user(task_app, admin, "bob")
+    await task_app.put(f"/api/workspaces/{ws['id']}/members/bob", json={"role": "editor"}, headers=alice)
+    task = await finished(task_app, alice, (await task_app.post(f"/api/workspaces/{ws['id']}/tasks",
+                                                                json={"prompt": "@say hi"}, headers=alice)).json()["id"])
+    html = {**alice, "Accept": "text/html"}
+    page = (await task_app.get(f"/workspaces/{ws['id']}", headers=html)).text
+    assert "removes, for everyone and for good" in page and "its 1 task with" in page
+    assert 'data-testid="workspace-settings"' not in (await task_app.get(f"/workspaces/{ws['id']}",
+                                                                          headers={**bob, "Accept": "text/html"})).text
+    saved = await task_app.post(f"/workspaces/{ws['id']}/settings", headers=html, follow_redirects=False,
+                                data={"name": "renamed", "network": "none", "egress_allow": "example.org",
+                                      "memory_mb": "512"})
+    assert saved.status_code == 303 and "saved=settings" in saved.headers["location"], saved.text
+    body = (await task_app.get(f"/api/workspaces/{ws['id']}", headers=alice)).json()
+    assert (body["name"], body["network"], body["egress_allow"], body["limits"]["memory_mb"]) == (
+        "renamed", "none", ["example.org"], 512)
+    refused = await task_app.post(f"/workspaces/{ws['id']}/settings", headers=html, data={"memory_mb": "1"},
+                                  follow_redirects=False)
+    assert refused.status_code == 400 and "memory" in refused.text
+    by_editor = await task_app.post(f"/workspaces/{ws['id']}/delete", data={"confirm_name": "renamed"},
+                                    headers={**bob, "Accept": "text/html"}, follow_redirects=False)
+    assert by_editor.status_code == 403
+    wrong_name = await task_app.post(f"/workspaces/{ws['id']}/delete", data={"confirm_name": "proj"}, headers=html,
+                                     follow_redirects=False)
+    assert wrong_name.status_code == 400 and "type the workspace&#39;s name" in wrong_name.text
+    deleted = await task_app.post(f"/workspaces/{ws['id']}/delete", data={"confirm_name": "renamed"}, headers=html,
+                                  follow_redirects=False)
+    assert deleted.status_code == 303 and deleted.headers["location"] == "/workspaces?deleted=renamed"
+    listing = await task_app.get(deleted.headers["location"], headers=html)
+    assert "The workspace renamed was deleted." in listing.text
+    assert (await task_app.get(f"/api/tasks/{task['id']}", headers=alice)).status_code == 404
+
+
+def test_aicode_image_build_prints_the_progress_and_status_says_present(settings: Settings, fake_image: str,
+                                                                        tmp_path: Path) -> None:
+    from tests.cli_support import aicode, serve_in_thread, token_for
+
+    tag = f"aicode-test-built:{uuid.uuid4().hex[:8]}"
+    containerfile = tmp_path / "Containerfile"
+    containerfile.write_text(f"FROM {fake_image} AS workspace\nRUN echo from-the-cli-build\n")
+    try:
+        with serve_in_thread(dataclasses.replace(settings, workspace_image=tag, containerfile=containerfile)) as server:
+            env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "AICODE_SERVER": server.url,
+                   "AICODE_TOKEN": token_for(server, *ADMIN)}
+            before = aicode(env, "image", "status")
+            assert before.returncode == 1 and "not on this server's Docker engine" in before.stdout, before
+            built = aicode(env, "image", "build", timeout=120)
+            assert built.returncode == 0, (built.stdout, built.stderr)
+            assert "from-the-cli-build" in built.stdout and f"{tag} is built" in built.stdout + built.stderr
+            after = aicode(env, "image", "status")
+            assert after.returncode == 0 and f"{tag}: present" in after.stdout
+    finally:
+        asyncio.run(_remove_image(tag))

@@ -38,7 +38,7 @@ class CommentService:
         changed = {change.path for change in await self._tasks.files(actor, task_id)}
         if request.path not in changed:
             raise InvalidInputError(f"path: {request.path!r} is not among the task's changed files "
-                                    f"(GET /api/tasks/{task_id}/files lists them)")
+                                    f"({', '.join(sorted(changed)[:10]) or 'none yet'})")
         quote = quote_from_diff(await self._tasks.diff(actor, task_id), request.path, request.line, request.side)
         return await self._comments.insert(NewComment(
             task_id=task_id, user_id=actor.id, path=request.path, line=request.line, side=request.side,
@@ -64,8 +64,7 @@ class CommentService:
         await self._tasks.get(actor, task_id, Action.RUN)
         pending = await self._comments.list(task_id, open_only=True)
         if not pending:
-            raise ConflictError("the task has no open comments to send: add some with "
-                                f"POST /api/tasks/{task_id}/comments first")
+            raise ConflictError("the task has no open comments to send: comment on lines of its changes first")
         task = await self._tasks.follow_up(actor, task_id, review_prompt(pending))
         await self._comments.mark_sent(task_id, [comment.id for comment in pending])
         log.info("comments.sent", task_id=str(task_id), count=len(pending), by=actor.username)

@@ -55,7 +55,7 @@ def _explain(url: str, action: str, exc: pygit2.GitError) -> MirrorError:
     elif "not found" in lowered or "404" in lowered or "could not find repository" in lowered:
         hint = "no repository there (or the token cannot see it): check the URL"
     else:
-        hint = "check the URL and try POST /api/workspaces/{id}/sync"
+        hint = "check the URL, then sync the workspace again (its Sync button, or `aicode workspace sync`)"
     return MirrorError(f"{action} {url} failed: {hint}", cause=text)
 
 

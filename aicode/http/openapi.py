@@ -43,6 +43,7 @@ ROUTE_ERRORS: dict[str, tuple[int, ...]] = {
     "POST /api/auth/login": (401, 429),
     "POST /api/auth/setup": (401, 409),
     "POST /api/admin/users": (409,),
+    "POST /api/admin/image/build": (409,),
     "POST /api/tokens": (409,),
     "DELETE /api/me/credentials/{provider}": (404,),
     "DELETE /api/workspaces/{workspace_id}/credentials/{provider}": (404,),

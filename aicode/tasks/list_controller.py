@@ -4,6 +4,7 @@ polling."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -24,6 +25,8 @@ __all__ = ["TaskListController"]
 _HEARTBEAT_S = 15.0
 
 WorkspaceFilter = Annotated[UUID | None, Parameter(description="Only this workspace's tasks")]
+StreamTimeout = Annotated[int | None, Parameter(ge=1, le=86400, description=(
+    "End the stream after this many seconds (as a Kubernetes watch's timeoutSeconds); a client reconnects"))]
 
 
 def _change(task: TaskRecord, status: str) -> str:
@@ -37,12 +40,20 @@ class TaskListController(Controller):
 
     @get("/api/tasks/changes")
     async def changes(self, request: Request[UserRecord, Any, Any], task_service: NamedDependency[TaskService],
-                      workspace_id: WorkspaceFilter = None) -> ServerSentEvent:
+                      workspace_id: WorkspaceFilter = None, timeout_s: StreamTimeout = None) -> ServerSentEvent:
         """First a `listening` event once subscribed, then one `task` event per change, `{id, workspace_id, status,
         kind, user_id, turn_user_id}` (no replay: read the list after `listening`). Heartbeat comments every 15 s."""
         changes = task_service.list_changes(request.user)
 
         async def messages() -> AsyncIterator[ServerSentEventMessage]:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    async for message in followed():
+                        yield message
+            except TimeoutError:
+                return
+
+        async def followed() -> AsyncIterator[ServerSentEventMessage]:
             listening = False
             async for item in with_heartbeats(changes, _HEARTBEAT_S):
                 if item is None and not listening:

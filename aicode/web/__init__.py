@@ -21,6 +21,7 @@ from aicode.web.repo import DashboardRepo
 from aicode.web.templating import template_config
 from aicode.web.workspace_page import WorkspacePage
 from aicode.web.workspaces import WorkspacePages
+from aicode.workspaces.service import WorkspaceService
 
 __all__ = ["template_config", "web_route_handlers"]
 
@@ -31,8 +32,9 @@ def _dashboard(database: NamedDependency[Database]) -> DashboardRepo:
 
 def _workspace_page(dashboard: NamedDependency[DashboardRepo], member_service: NamedDependency[MemberService],
                     agent_catalog: NamedDependency[AgentCatalog],
-                    credential_service: NamedDependency[CredentialService]) -> WorkspacePage:
-    return WorkspacePage(dashboard, member_service, agent_catalog, credential_service)
+                    credential_service: NamedDependency[CredentialService],
+                    workspace_service: NamedDependency[WorkspaceService]) -> WorkspacePage:
+    return WorkspacePage(dashboard, member_service, agent_catalog, credential_service, workspace_service)
 
 
 def web_route_handlers() -> list[ControllerRouterHandler]:

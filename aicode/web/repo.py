@@ -106,6 +106,10 @@ class DashboardRepo:
         )
         return _rows(records)
 
+    async def count_in_workspace(self, workspace_id: UUID) -> int:
+        """How many tasks the workspace holds (all of them: what deleting it would remove)."""
+        return int(await self._db.pool.fetchval("SELECT count(*) FROM tasks WHERE workspace_id = $1", workspace_id))
+
     async def has_submitted(self, user_id: UUID) -> bool:
         """Whether the user has started a task (or session) of their own: the first-run checklist's last step."""
         return bool(await self._db.pool.fetchval("SELECT EXISTS (SELECT 1 FROM tasks WHERE user_id = $1)", user_id))

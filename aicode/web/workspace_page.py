@@ -20,6 +20,7 @@ from aicode.web.model_keys import team_keys
 from aicode.web.repo import DashboardRepo, TaskFilter
 from aicode.web.templating import page
 from aicode.workspaces.models import WorkspaceRecord
+from aicode.workspaces.service import WorkspaceService
 
 __all__ = ["TASKS_SHOWN", "WorkspacePage"]
 
@@ -28,8 +29,9 @@ TASKS_SHOWN = 100
 
 class WorkspacePage:
     def __init__(self, dashboard: DashboardRepo, members: MemberService, catalog: AgentCatalog,
-                 credentials: CredentialService) -> None:
+                 credentials: CredentialService, workspaces: WorkspaceService) -> None:
         self._dashboard = dashboard
+        self._workspaces = workspaces
         self._members = members
         self._catalog = catalog
         self._credentials = credentials
@@ -47,14 +49,17 @@ class WorkspacePage:
         role = next((m.role for m in members if m.user_id == request.user.id), None)
         admin = request.user.is_admin
         can_run = permits(role, Action.RUN, admin=admin)
+        can_manage = permits(role, Action.MANAGE, admin=admin)
         picker = None
         if can_run:
             picker = await AgentPicker.build(self._catalog, self._credentials, request.user.id, workspace,
                                              wanted=(form or {}).get("agent"))
         return page("workspace.html", status_code=status_code, nav="workspaces", workspace=workspace, tasks=tasks,
                     authors=authors, filters=found, statuses=STATUSES, tasks_shown=TASKS_SHOWN, members=members,
-                    role=role, can_run=can_run, can_manage=permits(role, Action.MANAGE, admin=admin),
+                    role=role, can_run=can_run, can_manage=can_manage,
                     picker=picker, keys=await team_keys(self._credentials, workspace.id), form=form,
                     site_url=request.app.state.settings.site_url, can_notify=permits(role, Action.NOTIFY, admin=admin),
                     notify_hooks=await request.app.state.notification_service.list_for_workspace(
-                        request.user, workspace.id), **context)
+                        request.user, workspace.id),
+                    task_count=await self._dashboard.count_in_workspace(workspace.id) if can_manage else None,
+                    network_choices=self._workspaces.network_choices(request.user), **context)

@@ -4,6 +4,7 @@ session) form, tasks, members, team model keys, notification webhooks and forge 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
@@ -16,7 +17,7 @@ from aicode.access.members import MemberService
 from aicode.access.policy import Action, Role
 from aicode.auth.models import UserRecord
 from aicode.credentials.service import CredentialService
-from aicode.errors import AicodeError
+from aicode.errors import AicodeError, InvalidInputError
 from aicode.forges.hooks import ForgeHooks
 from aicode.http.urls import redact_userinfo, without_userinfo
 from aicode.notifications.service import NotificationService
@@ -38,6 +39,7 @@ __all__ = ["TASK_FIELDS", "WorkspacePages", "submit_task_form"]
 
 _WORKSPACE_FIELDS = ("name", "repo_url", "repo_token", "default_branch", "image", "network", "egress_allow")
 _LIMIT_FIELDS = ("cpus", "memory_mb", "pids")
+_SETTINGS_FIELDS = ("name", "default_branch", "image", "network", "repo_token")
 TASK_FIELDS = ("prompt", "agent", "base_branch", "model", "max_turns", "max_cost_usd")
 
 
@@ -67,8 +69,10 @@ class WorkspacePages(Controller):
 
     @get("/")
     async def workspaces(self, request: Request[UserRecord, Any, Any],
-                         workspace_service: NamedDependency[WorkspaceService]) -> Template:
-        return await self._render_list(request, workspace_service)
+                         workspace_service: NamedDependency[WorkspaceService],
+                         deleted: FromQuery[str | None] = None) -> Template:
+        notice = f"The workspace {deleted[:100]} was deleted." if deleted else None
+        return await self._render_list(request, workspace_service, notice=notice)
 
     @post("/")
     async def create(self, request: Request[UserRecord, Any, Any],
@@ -106,14 +110,52 @@ class WorkspacePages(Controller):
         workspace_service: NamedDependency[WorkspaceService], workspace_page: NamedDependency[WorkspacePage],
         shown_once: NamedDependency[ShownOnce], status: FromQuery[str | None] = None,
         who: FromQuery[str | None] = None,
-        q: FromQuery[str | None] = None,
+        q: FromQuery[str | None] = None, saved: FromQuery[str | None] = None,
     ) -> Response[Any]:
         """The workspace; right after a new webhook secret was made, that secret, this once."""
         workspace = await workspace_service.get(request.user, workspace_id)
         found = TaskFilter(status=status if status in STATUSES else None, username=who, text=q)
         made = shown_once.take(request, user_id=request.user.id)
-        rendered = await workspace_page.render(request, workspace, found, webhook_secret=made.get("webhook_secret"))
+        rendered = await workspace_page.render(request, workspace, found, webhook_secret=made.get("webhook_secret"),
+                                               settings_notice="Settings saved." if saved == "settings" else None)
         return shown_once.forget(rendered, request, path=f"/workspaces/{workspace.id}")
+
+    @post("/{workspace_id:uuid}/settings")
+    async def change_settings(
+        self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
+        workspace_service: NamedDependency[WorkspaceService], workspace_page: NamedDependency[WorkspacePage],
+    ) -> Response[Any]:
+        """Owners: name, default branch, image, network, allowed hosts, limits, repository token (fields left empty
+        stay as they are; the setup command is with the forge settings)."""
+        workspace = await workspace_service.get(request.user, workspace_id)
+        values: dict[str, Any] = await form_values(request, _SETTINGS_FIELDS)
+        values["egress_allow"] = str((await request.form()).get("egress_allow", "")).replace(",", " ").split()
+        limits = await form_values(request, _LIMIT_FIELDS)
+        if limits:
+            values["limits"] = limits
+        try:
+            await workspace_service.update(request.user, workspace.id, parse_form(values, WorkspaceUpdate))
+        except AicodeError as exc:
+            return await workspace_page.render(request, workspace, status_code=exc.status_code,
+                                               settings_error=exc.detail)
+        return Redirect(f"/workspaces/{workspace.id}?saved=settings#settings-head", status_code=HTTP_303_SEE_OTHER)
+
+    @post("/{workspace_id:uuid}/delete")
+    async def delete(
+        self, workspace_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
+        workspace_service: NamedDependency[WorkspaceService], workspace_page: NamedDependency[WorkspacePage],
+    ) -> Response[Any]:
+        """Owners, typing the workspace's name to confirm; then back to the list, which says it is gone."""
+        workspace = await workspace_service.get(request.user, workspace_id)
+        typed = str((await request.form()).get("confirm_name", "")).strip()
+        try:
+            if typed != workspace.name:
+                raise InvalidInputError(f"type the workspace's name, {workspace.name}, to delete it")
+            await workspace_service.delete(request.user, workspace.id)
+        except AicodeError as exc:
+            return await workspace_page.render(request, workspace, status_code=exc.status_code,
+                                               delete_error=exc.detail)
+        return Redirect(f"/workspaces?{urlencode({'deleted': workspace.name})}", status_code=HTTP_303_SEE_OTHER)
 
     @post("/{workspace_id:uuid}/tasks")
     async def submit(
