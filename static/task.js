@@ -407,20 +407,16 @@
     });
   }
 
+  // The Changes section is static/review.js's: it loads and draws the diff and its comments.
   function loadDiff() {
-    var rootNode = $("[data-diff-root]");
-    return Promise.all([
-      window.aicode.getJSON(api + "/files"),
-      fetch(api + "/diff", { credentials: "same-origin" }).then(function (r) { return r.text(); }),
-    ]).then(function (parts) {
-      var files = parts[0];
-      var add = 0;
-      var del = 0;
-      files.forEach(function (f) { add += f.additions; del += f.deletions; });
-      $("[data-diff-summary]").textContent = files.length ?
-        files.length + (files.length === 1 ? " file" : " files") + " \u00b7 +" + add + " \u2212" + del : "";
-      window.aicodeDiff.render(rootNode, files, parts[1]);
-    });
+    return window.aicodeReview.load();
+  }
+
+  // A turn queued from elsewhere on the page (review comments sent): follow it as a follow-up.
+  function queued(event) {
+    state.finishedAt = null;
+    applyTask(event.detail);
+    openStream();
   }
 
   // -- start -----------------------------------------------------------------------------------
@@ -435,6 +431,7 @@
     if (open) open.addEventListener("click", function () { publish(open, "/pull-request", {}); });
     document.getElementById("cancel-dialog").addEventListener("close", cancelClosed);
     $("[data-load-earlier]").addEventListener("click", loadEarlier);
+    root.addEventListener("aicode:queued", queued);
     feed.addEventListener("click", retry);
     setInterval(showClock, 1000);
     window.aicode.getJSON(api + "/events?last=" + PAGE).then(function (events) {

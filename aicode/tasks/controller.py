@@ -29,6 +29,10 @@ __all__ = ["TaskController", "TaskStreamController", "stream_events", "task_out"
 # Event seqs are PostgreSQL bigints: a larger number is a 400 here, not an overflow in the database.
 MAX_SEQ = 2**63 - 1
 After = Annotated[int, QueryParameter(ge=0, le=MAX_SEQ, description="only events with seq greater than this")]
+TurnSha = Annotated[str | None, QueryParameter(
+    pattern="^([0-9a-f]{40}|[0-9a-f]{64})$", description="one turn's commit (a `git.commit` event's `commit`): only its changes")]
+TurnNumber = Annotated[int | None, QueryParameter(
+    ge=1, le=2**31 - 1, description="the Nth turn that committed, from 1: only its changes")]
 
 
 def task_out(task: TaskRecord) -> Task:
@@ -131,17 +135,20 @@ class TaskController(Controller):
     @get("/api/tasks/{task_id:uuid}/diff", media_type="text/x-diff")
     async def diff(
         self, task_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
-        task_service: NamedDependency[TaskService],
+        task_service: NamedDependency[TaskService], commit: TurnSha = None, turn: TurnNumber = None,
     ) -> str:
-        """The task's changes as a patch, base commit to head commit."""
-        return await task_service.diff(request.user, task_id)
+        """The task's changes as a patch, base commit to head commit; with `commit` or `turn`, only what
+        that turn changed (the turn before's commit, or the base, to it). 404 for a commit that is not one
+        of the task's turn commits."""
+        return await task_service.diff(request.user, task_id, commit=commit, turn=turn)
 
     @get("/api/tasks/{task_id:uuid}/files")
     async def files(
         self, task_id: FromPath[UUID], request: Request[UserRecord, Any, Any],
-        task_service: NamedDependency[TaskService],
+        task_service: NamedDependency[TaskService], commit: TurnSha = None, turn: TurnNumber = None,
     ) -> list[FileEntry]:
-        changes = await task_service.files(request.user, task_id)
+        """The changed files with their status and line counts; `commit` and `turn` as for /diff."""
+        changes = await task_service.files(request.user, task_id, commit=commit, turn=turn)
         return [FileEntry(path=c.path, status=c.status, additions=c.additions, deletions=c.deletions) for c in changes]
 
     @get("/api/tasks/{task_id:uuid}/patch", media_type="application/mbox")

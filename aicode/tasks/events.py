@@ -146,6 +146,10 @@ class TaskEventBus:
             return await self._repo.list_latest(task_id, after=after, before=before, limit=limit)
         return await self._repo.list(task_id, after=after, before=before, limit=limit)
 
+    async def of_types(self, task_id: UUID, event_types: tuple[str, ...]) -> list[TaskEvent]:
+        """Every stored event of the task whose type is one of `event_types`, oldest first."""
+        return await self._repo.of_types(task_id, event_types)
+
     async def follow(
         self, task_id: UUID, after: int, is_settled: Callable[[int], Awaitable[bool]]
     ) -> AsyncIterator[WireEvent]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from typing import Any, TypeAlias, cast
 from uuid import UUID
 
@@ -173,6 +174,13 @@ class TaskEventRepo:
             """SELECT seq, ts, type, data FROM task_events WHERE task_id = $1 AND type = $2
                ORDER BY seq DESC LIMIT 1""", task_id, event_type)
         return None if row is None else TaskEvent(task_id=task_id, **dict(row))
+
+    async def of_types(self, task_id: UUID, event_types: Sequence[str]) -> builtins.list[TaskEvent]:
+        """The task's events of `event_types`, oldest first."""
+        rows = await self._db.pool.fetch(
+            """SELECT seq, ts, type, data FROM task_events WHERE task_id = $1 AND type = ANY($2::text[])
+               ORDER BY seq""", task_id, list(event_types))
+        return [TaskEvent(task_id=task_id, **dict(row)) for row in rows]
 
     async def list_latest(
         self, task_id: UUID, *, after: int, before: int | None, limit: int

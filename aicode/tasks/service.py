@@ -16,7 +16,7 @@ from aicode.access.policy import Action, listing_scope
 from aicode.access.service import AccessService
 from aicode.audit.service import AuditLog
 from aicode.auth.models import UserRecord
-from aicode.errors import ConflictError, InvalidInputError, TooManyError
+from aicode.errors import ConflictError, InvalidInputError, NotFoundError, TooManyError
 from aicode.git.checkout import CheckoutError, FileChange
 from aicode.git.patches import PatchSeriesError
 from aicode.git.store import GitStore
@@ -38,6 +38,7 @@ from aicode.tasks.retention import DiskFloor
 from aicode.tasks.schemas import TaskCreate
 from aicode.tasks.session_repo import SessionRepo
 from aicode.tasks.supervisor import TaskSupervisor
+from aicode.tasks.turns import TURN_EVENT_TYPES, TurnCommit, turn_commits
 from aicode.tasks.warm_start import WarmStart
 from aicode.workspaces.models import WorkspaceStatus
 from aicode.workspaces.service import WorkspaceService
@@ -256,19 +257,41 @@ class TaskService:
 
         return _counted(self._changes.guard(actor.id, self._bus.follow(task_id, after, settled), still_allowed))
 
-    async def diff(self, actor: UserRecord, task_id: UUID) -> str:
+    async def diff(self, actor: UserRecord, task_id: UUID, *, commit: str | None = None, turn: int | None = None
+                   ) -> str:
+        """The task's changes as a patch, base to head; with `commit` or `turn` only what that turn changed."""
         task = await self.get(actor, task_id)
-        if not (task.base_commit and task.head_commit):
+        base, head = await self._range(task, commit, turn)
+        if not (base and head):
             return ""
-        base, head = task.base_commit, task.head_commit
         return await self._review(actor, task, lambda: self._store.diff(task.workspace_id, base, head))
 
-    async def files(self, actor: UserRecord, task_id: UUID) -> builtins.list[FileChange]:
+    async def files(self, actor: UserRecord, task_id: UUID, *, commit: str | None = None, turn: int | None = None
+                    ) -> builtins.list[FileChange]:
+        """The files the task changed, base to head; with `commit` or `turn` those that turn changed."""
         task = await self.get(actor, task_id)
-        if not (task.base_commit and task.head_commit):
+        base, head = await self._range(task, commit, turn)
+        if not (base and head):
             return []
-        base, head = task.base_commit, task.head_commit
         return await self._review(actor, task, lambda: self._store.files(task.workspace_id, base, head))
+
+    async def turns(self, actor: UserRecord, task_id: UUID) -> builtins.list[TurnCommit]:
+        """The task's turns that committed, oldest first (those since its last rebase)."""
+        task = await self.get(actor, task_id)
+        return turn_commits(task.base_commit, await self._bus.of_types(task_id, TURN_EVENT_TYPES))
+
+    async def _range(self, task: TaskRecord, commit: str | None, turn: int | None) -> tuple[str | None, str | None]:
+        """Base and head of the changes asked for: the whole task, or one turn of its own (404 otherwise,
+        so no other object of the workspace's store is ever diffed)."""
+        if commit is None and turn is None:
+            return task.base_commit, task.head_commit
+        turns = turn_commits(task.base_commit, await self._bus.of_types(task.id, TURN_EVENT_TYPES))
+        found = next((t for t in turns if commit in (None, t.commit) and turn in (None, t.number)), None)
+        if found is None:
+            what = f"commit {commit}" if commit is not None else f"turn {turn}"
+            raise NotFoundError(f"the task has no {what} among the commits of its turns "
+                                f"({len(turns)} turns committed so far)")
+        return found.parent, found.commit
 
     async def patch_series(self, actor: UserRecord, task_id: UUID) -> str:
         """The task's commits as an mbox patch series (`git format-patch --stdout base..head`); '' if none."""
