@@ -107,10 +107,10 @@
     var source = new EventSource(url);
     source.addEventListener("listening", function () {
       // (Re)connected: changes missed while the stream was down are picked up by one refresh.
-      if (document.body.dataset.live === "off" && liveLists().length) schedule();
-      document.body.dataset.live = "on";
+      if (document.body.dataset.listsLive === "off" && liveLists().length) schedule();
+      document.body.dataset.listsLive = "on";
     });
-    source.addEventListener("error", function () { document.body.dataset.live = "off"; });
+    source.addEventListener("error", function () { document.body.dataset.listsLive = "off"; });
     source.addEventListener("task", function (event) {
       var change;
       try { change = JSON.parse(event.data); } catch (err) { return; }

@@ -108,7 +108,7 @@ async def test_lists_update_without_a_reload_and_an_ended_task_notifies_its_auth
         await sign_in(session, "erin", "erin-password")
         await page.evaluate("localStorage.setItem('aicode.notifications', 'on')")
         await page.goto(f"/workspaces/{workspace['id']}")
-        await expect(page.locator("body[data-live=on]")).to_have_count(1)
+        await expect(page.locator("body[data-lists-live=on]")).to_have_count(1)
         await expect(page.locator("[data-live-list=tasks]")).to_contain_text("No tasks yet")
         marker = "@sleep 1\n@say live list row"
         submitted = await session.api.post(f"/api/workspaces/{workspace['id']}/tasks", json={"prompt": marker},
@@ -121,7 +121,7 @@ async def test_lists_update_without_a_reload_and_an_ended_task_notifies_its_auth
         assert any(title == "Task succeeded" for title, _ in shown), shown
         # The overview's lists too; someone else's task in a workspace erin does not see never shows.
         await page.goto("/")
-        await expect(page.locator("body[data-live=on]")).to_have_count(1)
+        await expect(page.locator("body[data-lists-live=on]")).to_have_count(1)
         frank = await make_member(session.api, "frank")
         other = await ready_workspace(session.api, frank, source_repo, name="franks")
         await session.api.post(f"/api/workspaces/{other['id']}/tasks", json={"prompt": "@say secret frank"},
