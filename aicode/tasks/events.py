@@ -20,7 +20,7 @@ from aicode.metrics.instruments import EVENTS
 from aicode.tasks.models import TERMINAL_STATUSES, TaskEvent
 from aicode.tasks.repo import TaskEventRepo
 
-__all__ = ["EventBatch", "TaskEventBus", "WireEvent", "task_channel"]
+__all__ = ["LIST_CHANNEL", "EventBatch", "TaskEventBus", "WireEvent", "task_channel"]
 
 _PAGE = 500
 # A follower with no live event for this long reads the database (see `follow`).
@@ -31,6 +31,10 @@ _LIVE_BACKLOG = 2000
 _OUTAGE_S = 60.0
 
 log = structlog.get_logger(__name__)
+
+
+# Every task's status changes (a new task is one: it is queued), for pages whose task lists update live.
+LIST_CHANNEL = "tasks:list"
 
 
 def task_channel(task_id: UUID) -> str:
@@ -139,6 +143,18 @@ class TaskEventBus:
             by_task.setdefault(event.task_id, []).append(WireEvent.of(event).encode())
         for task_id, lines in by_task.items():
             self._channels.publish(b"\n".join(lines), task_channel(task_id))
+        changed = {event.task_id: event.data.get("status") for event in events if event.type == "task.status"}
+        for task_id, status in changed.items():
+            self._channels.publish(f"{task_id} {status}".encode(), LIST_CHANNEL)
+
+    async def list_changes(self) -> AsyncIterator[tuple[UUID, str] | None]:
+        """(task id, status) of every task whose status changes from now on, on any node, as it happens; first
+        None, once subscribed: nothing published after it is missed."""
+        async with self._channels.start_subscription([LIST_CHANNEL]) as subscriber:
+            yield None
+            async for raw in subscriber.iter_events():
+                task_id, _, status = raw.decode().partition(" ")
+                yield UUID(task_id), status
 
     async def history(self, task_id: UUID, *, after: int, limit: int, before: int | None = None,
                       latest: bool = False) -> list[TaskEvent]:

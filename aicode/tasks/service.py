@@ -243,6 +243,23 @@ class TaskService:
         await self.get(actor, task_id)
         return await self._bus.history(task_id, after=after, limit=limit, before=before, latest=latest)
 
+    async def list_changes(self, actor: UserRecord) -> AsyncIterator[tuple[TaskRecord, str] | None]:
+        """Each task `actor` may see whose status changes from now on (a new task is one), with that status, for
+        lists that update live; first None once listening; ends once `actor` is disabled or signed out."""
+        async for change in self._bus.list_changes():
+            if change is None:
+                yield None
+                continue
+            task_id, status = change
+            task = await self._tasks.get(task_id)
+            if task is None:
+                continue
+            if not await self._access.still_sees(actor, task.workspace_id):
+                if not await self._access.still_signed_in(actor):
+                    return
+                continue
+            yield task, status
+
     async def follow(self, actor: UserRecord, task_id: UUID, after: int) -> AsyncIterator[WireEvent]:
         """Replay then live; ends once the task has ended and every event was delivered, or once the
         reader may no longer see it (disabled, signed out everywhere, removed from the workspace)."""
