@@ -38,9 +38,15 @@ def started(task: dict) -> datetime:
 
 async def test_one_persons_long_queue_delays_anothers_task_by_one_slot_at_most(task_settings, source_repo) -> None:
     async for client, ws, alice, bob in app_with(task_settings, source_repo, max_concurrent_tasks=1):
-        backlog = [await submit(client, alice, ws["id"], "@sleep 0.5") for _ in range(12)]
-        await wait_until(client, alice, backlog[0]["id"], {"running"})
+        # alice's first turn holds the only slot until she cancels it: her whole queue is waiting when bob asks.
+        # (Short turns could run out while the others are still being submitted: on a busy machine the first
+        # was over before the test looked for it running.)
+        holding = await submit(client, alice, ws["id"], "@sleep 60")
+        await wait_until(client, alice, holding["id"], {"running"})
+        backlog = [holding, *[await submit(client, alice, ws["id"], "@sleep 0.5") for _ in range(11)]]
         mine = await submit(client, bob, ws["id"], "@say hi")
+        cancelled = await client.post(f"/api/tasks/{holding['id']}/cancel", headers=alice)
+        assert cancelled.status_code == 202, cancelled.text
         done = await finished(client, bob, mine["id"], timeout=120)
         alices = [await finished(client, alice, t["id"], timeout=200) for t in backlog]
         assert done["status"] == "succeeded"
