@@ -56,6 +56,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashing() -> None:
+    """argon2id at its lowest cost: the production parameters (~0.15 s of CPU per hash or check) spent on
+    the several sign-ins of every test came to minutes of CPU per run. `aicode serve` processes keep them."""
+    from argon2 import PasswordHasher
+
+    from aicode.auth import passwords
+
+    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    passwords._DUMMY_HASH = passwords._hasher.hash("aicode-no-such-user")
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _logging() -> None:
     configure_logging("json", "info")
 
