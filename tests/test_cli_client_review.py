@@ -54,6 +54,13 @@ def test_reply_runs_a_follow_up_turn_and_shows_only_its_events(account: Account)
     after = account.task(task["id"])
     assert after["turns"] == 2 and after["status"] == "succeeded"
     assert after["head_commit"] != task["head_commit"]
+    # What each turn changed, on its own.
+    second = aicode(account.env(), "diff", "--turn", "2", task["id"])
+    assert second.returncode == 0 and "+++ b/two.txt" in second.stdout and "one.txt" not in second.stdout
+    first = json.loads(aicode(account.env(), "diff", "--json", "--turn", "1", task["id"]).stdout)
+    assert [f["path"] for f in first["files"]] == ["one.txt"] and first["turn"] == 1
+    missing = aicode(account.env(), "diff", "--turn", "3", task["id"])
+    assert_one_error_line(missing, 1, "turn 3")
 
 
 def test_reply_to_a_running_task_fails_with_one_line(account: Account) -> None:

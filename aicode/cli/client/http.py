@@ -95,8 +95,8 @@ class ApiClient:
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params).json()
 
-    def get_text(self, path: str) -> str:
-        return self.request("GET", path).text
+    def get_text(self, path: str, **params: Any) -> str:
+        return self.request("GET", path, params=params).text
 
     def post(self, path: str, body: Any = None) -> Any:
         response = self.request("POST", path, json=body)

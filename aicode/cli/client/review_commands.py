@@ -26,6 +26,8 @@ def register(commands: Any, options: argparse.ArgumentParser) -> None:
     diff = commands.add_parser("diff", parents=[options], help="show a task's changes as a patch")
     diff.add_argument("task_id", metavar="ID")
     diff.add_argument("--no-pager", action="store_true", help="print straight to the terminal")
+    diff.add_argument("--turn", type=int, metavar="N",
+                      help="only what turn N changed (1: the first prompt's; turns that committed are counted)")
     diff.set_defaults(run=_diff)
     pull = commands.add_parser("pull", parents=[options],
                                help="apply a task's commits onto a local branch aicode/<id> in this git repository")
@@ -62,12 +64,15 @@ def _page(text: str) -> None:
 @client_command
 def _diff(ctx: Context) -> int:
     task_id = resolve_task_id(ctx.api, ctx.args.task_id)
-    patch = ctx.api.get_text(f"/api/tasks/{task_id}/diff")
+    turn = ctx.args.turn
+    patch = ctx.api.get_text(f"/api/tasks/{task_id}/diff", turn=turn)
     if ctx.out.json_mode:
-        ctx.out.json({"task_id": task_id, "files": ctx.api.get(f"/api/tasks/{task_id}/files"), "diff": patch})
+        files = ctx.api.get(f"/api/tasks/{task_id}/files", turn=turn)
+        ctx.out.json({"task_id": task_id, "turn": ctx.args.turn, "files": files, "diff": patch})
         return EXIT_OK
     if not patch:
-        ctx.out.note(f"task {task_id} has changed no files (yet)")
+        ctx.out.note(f"task {task_id} has changed no files (yet)" if turn is None else
+                     f"turn {ctx.args.turn} of task {task_id} changed no files")
         return EXIT_OK
     if not ctx.out.is_terminal:
         sys.stdout.write(patch)
