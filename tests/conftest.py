@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -42,6 +43,19 @@ async def _as_admin(statement: str) -> None:
         await admin.execute(statement)
     finally:
         await admin.close()
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """A parameter holding a uuid (often a fresh uuid4(): an id nothing has) shows it as UUID in the test's
+    id: pytest-xdist needs every worker to collect the same test ids, and each imports the module anew."""
+    if isinstance(val, uuid.UUID):
+        return "UUID"
+    if isinstance(val, str) and _UUID.search(val):
+        return _UUID.sub("UUID", val)
+    return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
