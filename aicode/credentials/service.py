@@ -44,8 +44,12 @@ class CredentialService:
     async def providers_of(self, user_id: UUID, workspace_id: UUID | None = None) -> set[str]:
         """The providers a turn asked for by `user_id` (in `workspace_id`, when given) has a credential for."""
         own = await self._repo.providers(user_id)
-        team = await self._team.providers(workspace_id) if workspace_id is not None else set()
+        team = await self.team_providers(workspace_id) if workspace_id is not None else set()
         return own | team
+
+    async def team_providers(self, workspace_id: UUID) -> set[str]:
+        """The providers the workspace holds a team credential for."""
+        return await self._team.providers(workspace_id)
 
     async def for_turn(self, user_id: UUID, workspace_id: UUID, provider: str) -> tuple[str, str] | None:
         """(kind, secret) a turn asked for by `user_id` runs with: their own credential for `provider`, else

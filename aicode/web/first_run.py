@@ -65,8 +65,9 @@ async def first_run(user: UserRecord, image_builds: ImageBuilds, credentials: Cr
     image = await image_builds.status()
     own_keys = await credentials.providers_of(user.id)
     listed = await workspaces.list(user)
+    # The user's own keys count in every workspace: read once, with each workspace's team keys beside them.
     runnable = [RunnableWorkspace(id=w.id, name=w.name, ready=w.status == "ready",
-                                  providers=frozenset(await credentials.providers_of(user.id, w.id)))
+                                  providers=frozenset(own_keys | await credentials.team_providers(w.id)))
                 for w, role in listed if permits(role, Action.RUN, admin=user.is_admin)]
     agents = [AgentOption(name=name, label=driver_for(name).label, provider=driver_for(name).provider,
                           provider_label=PROVIDER_LABELS[driver_for(name).provider]) for name in AGENTS]
