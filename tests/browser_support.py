@@ -49,8 +49,11 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         app = create_app(dataclasses.replace(settings, port=self.port))
         # websockets-sansio: the legacy websockets protocol warns on import, and warnings are errors here.
+        # timeout_keep_alive: longer than httpx's 5 s keep-alive, so the server never closes a connection the
+        # test's API client is about to reuse (a ReadError on a loaded machine).
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=False,
-                                lifespan="on", ws="websockets-sansio", timeout_graceful_shutdown=5)
+                                lifespan="on", ws="websockets-sansio", timeout_graceful_shutdown=5,
+                                timeout_keep_alive=30)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
                                         name=f"uvicorn-{self.port}", daemon=True)

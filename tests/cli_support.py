@@ -82,7 +82,8 @@ def serve_in_thread(settings: Settings) -> Iterator[LiveServer]:
     sock = listening_socket()
     port = sock.getsockname()[1]
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None,
-                            access_log=False, lifespan="on", timeout_graceful_shutdown=5, **tls_options(settings))
+                            access_log=False, lifespan="on", timeout_graceful_shutdown=5, timeout_keep_alive=30,
+                            **tls_options(settings))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="live-server", daemon=True)
     with sock:
